@@ -1,0 +1,59 @@
+"""Command line: ``python -m posmlp_video COMMAND ...`` (also installed as ``posmlp-video``).
+
+Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``; only the
+chosen command's module is imported, so ``--help`` and quick commands stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("posmlp_video.convert", "convert an authors' PosMLP-Video checkpoint to our safetensors format"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
+    return argparse.ArgumentParser(
+        prog="posmlp-video",
+        description="PosMLP-Video command line.",
+        epilog="commands:\n" + lines + "\n\nRun 'posmlp-video COMMAND --help' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a command; user errors print one line to stderr (exit 1), usage errors exit 2."""
+    from posmlp_video.errors import PosMLPError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        parser = _top_parser()
+        if argv and argv[0] not in ("-h", "--help"):
+            parser.print_usage(sys.stderr)
+            print(f"posmlp-video: error: unknown command {argv[0]!r} (choose from {', '.join(COMMANDS)})",
+                  file=sys.stderr)
+            return 2
+        parser.print_help()
+        return 0 if argv else 2
+    name = argv[0]
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"posmlp-video {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except PosMLPError as err:
+        print(f"posmlp-video {name}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"posmlp-video {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
