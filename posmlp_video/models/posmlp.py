@@ -1,0 +1,387 @@
+"""PosMLP-Video: an MLP-like video backbone whose token mixing is learned relative position encoding.
+
+Faithful to the authors' released model (their SlowFast ``posmlp.py``, "parallel" blocks) and extended
+with sequential and joint spatio-temporal blocks, any input size and frame count, and the timm model API.
+Activations between blocks are channels-last ``(B, T, H, W, C)``; the public feature API is ``(B, C, T, H, W)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from timm.layers import DropPath, trunc_normal_
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from posmlp_video.models.gating import PositionalGatingUnit
+
+BLOCK_TYPES = ("parallel", "sequential", "joint", "spatial", "temporal")
+
+
+def _to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 4, 1)
+
+
+def _to_channels_first(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 4, 1, 2, 3)
+
+
+class Stem(nn.Module):
+    """Two (1,3,3) stride-(1,2,2) convolutions with BatchNorm: spatial /4, frames untouched."""
+
+    def __init__(self, in_chans: int, dim: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(in_chans, dim // 2, (1, 3, 3), (1, 2, 2), (0, 1, 1))
+        self.bn1 = nn.BatchNorm3d(dim // 2)
+        self.act = nn.GELU()
+        self.conv2 = nn.Conv3d(dim // 2, dim, (1, 3, 3), (1, 2, 2), (0, 1, 1))
+        self.bn2 = nn.BatchNorm3d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, T, H, W) -> (B, T, H/4, W/4, dim)."""
+        return _to_channels_last(self.bn2(self.conv2(self.act(self.bn1(self.conv1(x))))))
+
+
+class Downsample(nn.Module):
+    """(1,3,3) stride-(1,2,2) convolution between stages, then LayerNorm; channels-last in and out."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(in_dim, out_dim, (1, 3, 3), (1, 2, 2), (0, 1, 1))
+        self.norm = nn.LayerNorm(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(_to_channels_last(self.conv(_to_channels_first(x))))
+
+
+class GatedBranch(nn.Module):
+    """LayerNorm -> Linear C->2C -> GELU -> positional gating unit -> Linear C->C (the paper's PosMLP layer)."""
+
+    def __init__(self, dim: int, gate: PositionalGatingUnit, drop: float = 0.0) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, 2 * dim)
+        self.act = nn.GELU()
+        self.gate = gate
+        self.fc2 = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.gate(self.act(self.fc1(self.norm(x))))))
+
+
+class PosMLPBlock(nn.Module):
+    """One block; `block_type` says how temporal (T), spatial (S) and joint (ST) branches combine.
+
+    parallel (the authors'): x + dp(S(x) + T(x)); sequential: x + dp(T(x)), then + dp(S(.));
+    joint: x + dp(ST(x)); spatial / temporal: a single branch (ablations).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        block_type: str,
+        temporal_window: int,
+        spatial_window: int,
+        gamma: int,
+        adapt_temporal: bool,
+        drop_path: float = 0.0,
+        drop: float = 0.0,
+        table_init: str = "zeros",
+    ) -> None:
+        super().__init__()
+        if block_type not in BLOCK_TYPES:
+            raise ValueError(f"block_type must be one of {BLOCK_TYPES}, got {block_type!r}")
+        self.block_type = block_type
+
+        def branch(kind: str, window: tuple[int, ...]) -> GatedBranch:
+            gate = PositionalGatingUnit(dim, kind, window, gamma, adapt_temporal, table_init)
+            return GatedBranch(dim, gate, drop)
+
+        if block_type in ("parallel", "sequential", "temporal"):
+            self.temporal = branch("temporal", (temporal_window,))
+        if block_type in ("parallel", "sequential", "spatial"):
+            self.spatial = branch("spatial", (spatial_window, spatial_window))
+        if block_type == "joint":
+            self.joint = branch("spatiotemporal", (temporal_window, spatial_window, spatial_window))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.block_type == "parallel":
+            return x + self.drop_path(self.spatial(x) + self.temporal(x))
+        if self.block_type == "sequential":
+            x = x + self.drop_path(self.temporal(x))
+            return x + self.drop_path(self.spatial(x))
+        return x + self.drop_path(getattr(self, self.block_type)(x))  # joint, spatial or temporal
+
+
+class PosMLPStage(nn.Module):
+    def __init__(self, downsample: nn.Module, blocks: Sequence[PosMLPBlock]) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.ModuleList(blocks)
+        self.grad_checkpointing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample(x)
+        for block in self.blocks:
+            if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+
+def _per_stage(value: Any, name: str, n: int = 4) -> tuple:
+    if isinstance(value, (str, int, float)) or value is None:
+        return (value,) * n
+    value = tuple(value)
+    if len(value) != n:
+        raise ValueError(f"{name} needs one value per stage ({n}), got {value}")
+    return value
+
+
+class PosMLPVideo(nn.Module):
+    """PosMLP-Video backbone and classifier.
+
+    Args:
+        num_classes: classifier outputs (0 for no head).
+        num_frames: frames the model is built for; a temporal window equal to it adapts to other clip
+            lengths (cropped or interpolated table), a smaller one tiles the clip.
+        img_size: nominal input size (for default configs and FLOP counts; any size runs).
+        embed_dims, depths, spatial_windows, gammas: per-stage widths, block counts, spatial window side
+            and channel groups (both units of a stage use the same gamma, as in the authors' models).
+        temporal_windows: per-stage temporal window (default: num_frames, the authors' choice).
+        block_types: one of BLOCK_TYPES, or one per stage.
+        drop_rate: dropout after each branch and before the head; drop_path_rate: stochastic depth,
+            rising linearly from 0 over all blocks.
+        table_init: "zeros" (the authors' effective init) or "trunc_normal".
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 174,
+        in_chans: int = 3,
+        num_frames: int = 16,
+        img_size: int | Sequence[int] = 224,
+        embed_dims: Sequence[int] = (72, 144, 288, 576),
+        depths: Sequence[int] = (3, 4, 9, 3),
+        spatial_windows: Sequence[int] = (14, 14, 14, 7),
+        gammas: Sequence[int] = (8, 16, 32, 64),
+        temporal_windows: Sequence[int] | int | None = None,
+        block_types: Sequence[str] | str = "parallel",
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        table_init: str = "zeros",
+    ) -> None:
+        super().__init__()
+        img_size = tuple(img_size) if isinstance(img_size, (tuple, list)) else (img_size, img_size)
+        temporal_windows = _per_stage(temporal_windows, "temporal_windows")
+        temporal_windows = tuple(num_frames if t is None else t for t in temporal_windows)
+        block_types = _per_stage(block_types, "block_types")
+        for name, value in (("embed_dims", embed_dims), ("depths", depths), ("spatial_windows", spatial_windows),
+                            ("gammas", gammas)):
+            _per_stage(value, name)
+        self.config = dict(
+            num_classes=num_classes, in_chans=in_chans, num_frames=num_frames, img_size=list(img_size),
+            embed_dims=list(embed_dims), depths=list(depths), spatial_windows=list(spatial_windows),
+            gammas=list(gammas), temporal_windows=list(temporal_windows), block_types=list(block_types),
+            drop_rate=drop_rate, drop_path_rate=drop_path_rate, table_init=table_init,
+        )
+        self.num_classes = num_classes
+        self.num_frames = num_frames
+        self.img_size = img_size
+        self.num_features = self.head_hidden_size = embed_dims[-1]
+        self.grad_checkpointing = False
+
+        self.stem = Stem(in_chans, embed_dims[0])
+        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        stages, self.feature_info, reduction, k = [], [], 4, 0
+        for i in range(4):
+            downsample = Downsample(embed_dims[i - 1], embed_dims[i]) if i else nn.Identity()
+            reduction *= 2 if i else 1
+            blocks = [
+                PosMLPBlock(
+                    embed_dims[i], block_types[i], temporal_windows[i], spatial_windows[i], gammas[i],
+                    adapt_temporal=temporal_windows[i] == num_frames, drop_path=dpr[k + j], drop=drop_rate,
+                    table_init=table_init,
+                )
+                for j in range(depths[i])
+            ]
+            k += depths[i]
+            stages.append(PosMLPStage(downsample, blocks))
+            self.feature_info.append(dict(num_chs=embed_dims[i], reduction=reduction, module=f"stages.{i}"))
+        self.stages = nn.ModuleList(stages)
+        self.norm = nn.LayerNorm(embed_dims[-1])
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(embed_dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    # --- timm model API -------------------------------------------------------------------------------
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Relative position tables and token biases (kept out of weight decay, like norms and biases)."""
+        return {n for n, _ in self.named_parameters() if n.endswith(("relative_position_bias_table", "token_bias"))}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        return dict(
+            stem=r"^stem",
+            blocks=r"^stages\.(\d+)" if coarse else [
+                (r"^stages\.(\d+)\.downsample", (0,)),
+                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
+                (r"^norm", (99999,)),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool not in (None, "avg"):
+            raise ValueError("PosMLP-Video pools by averaging all tokens (global_pool='avg')")
+        self.num_classes = self.config["num_classes"] = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if num_classes > 0:
+            self._init_weights(self.head)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 5 or x.shape[1] != self.config["in_chans"]:
+            raise ValueError(f"expected a (B, {self.config['in_chans']}, T, H, W) clip batch, got {tuple(x.shape)}")
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCTHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Stage outputs (after each stage's last block) as (B, C, T, H, W), timm-style.
+
+        `norm` applies the final LayerNorm to the last stage's intermediate, as timm does.
+        """
+        if output_fmt not in ("NCTHW", "NTHWC", "NCHW", "NHWC"):  # timm's generic names accepted too
+            raise ValueError("output_fmt must be 'NCTHW' (channels first) or 'NTHWC' (channels last)")
+        channels_first = output_fmt in ("NCTHW", "NCHW")
+        self._check_input(x)
+        take, max_index = feature_take_indices(len(self.stages), indices)
+        intermediates = []
+        x = self.stem(x)
+        stages = self.stages if not stop_early else self.stages[: max_index + 1]
+        for i, stage in enumerate(stages):
+            x = stage(x)
+            if i in take:
+                y = self.norm(x) if norm and i == len(self.stages) - 1 else x
+                intermediates.append(_to_channels_first(y) if channels_first else y)
+        if intermediates_only:
+            return intermediates
+        return _to_channels_first(x), intermediates
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> last stage output (B, C, T, H/32, W/32), before the final norm."""
+        self._check_input(x)
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return _to_channels_first(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """LayerNorm every token, average all T*H*W tokens, classify."""
+        x = self.norm(_to_channels_last(x)).mean(dim=(1, 2, 3))
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# --- registered variants ------------------------------------------------------------------------------
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    # The authors' released SSV1_MLP_S16 configuration.
+    "posmlp_video_s": dict(
+        num_classes=174, num_frames=16, img_size=224, embed_dims=(72, 144, 288, 576), depths=(3, 4, 9, 3),
+        spatial_windows=(14, 14, 14, 7), gammas=(8, 16, 32, 64),
+    ),
+    # Our scale-up (the paper's B configuration table is not public): wider and deeper than S.
+    "posmlp_video_b": dict(
+        num_classes=174, num_frames=16, img_size=224, embed_dims=(96, 192, 384, 768), depths=(4, 6, 15, 4),
+        spatial_windows=(14, 14, 14, 7), gammas=(8, 16, 32, 64),
+    ),
+    # Small enough to train on SynthMotion (8 x 64 x 64 clips) on 2 CPU cores: the bundled checkpoint.
+    "posmlp_video_xs": dict(
+        num_classes=12, num_frames=8, img_size=64, embed_dims=(32, 64, 128, 256), depths=(1, 1, 3, 1),
+        spatial_windows=(8, 8, 4, 2), gammas=(4, 8, 16, 32),
+    ),
+}
+
+
+def _cfg(name: str) -> dict[str, Any]:
+    v = VARIANTS[name]
+    return dict(
+        num_classes=v["num_classes"], input_size=(3, v["img_size"], v["img_size"]),
+        mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), first_conv="stem.conv1", classifier="head",
+        license="apache-2.0", notes=(f"{v['num_frames']} frames",),
+    )
+
+
+default_cfgs = generate_default_cfgs({name: _cfg(name) for name in VARIANTS})
+
+
+def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> PosMLPVideo:
+    args = {**VARIANTS[variant], **kwargs}
+    return build_model_with_cfg(
+        PosMLPVideo, variant, pretrained,
+        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls="getter"), **args,
+    )
+
+
+@register_model
+def posmlp_video_s(pretrained: bool = False, **kwargs: Any) -> PosMLPVideo:
+    """PosMLP-Video S16: the authors' released configuration (13.5 M parameters with 174 classes)."""
+    return _create("posmlp_video_s", pretrained, **kwargs)
+
+
+@register_model
+def posmlp_video_b(pretrained: bool = False, **kwargs: Any) -> PosMLPVideo:
+    """PosMLP-Video B: our scale-up of S (dims 96..768, depths 4/6/15/4); not a paper configuration."""
+    return _create("posmlp_video_b", pretrained, **kwargs)
+
+
+@register_model
+def posmlp_video_xs(pretrained: bool = False, **kwargs: Any) -> PosMLPVideo:
+    """PosMLP-Video XS: a CPU-trainable model for SynthMotion (used by the bundled checkpoint)."""
+    return _create("posmlp_video_xs", pretrained, **kwargs)
+
+
+def create_model(name: str, **kwargs: Any) -> PosMLPVideo:
+    """Build a registered variant by name without going through timm's pretrained machinery."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(VARIANTS)}")
+    return PosMLPVideo(**{**VARIANTS[name], **kwargs})
+
+
+__all__ = ["BLOCK_TYPES", "PosMLPVideo", "PosMLPBlock", "GatedBranch", "VARIANTS", "create_model"]
