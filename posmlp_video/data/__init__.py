@@ -10,7 +10,6 @@ from posmlp_video.data.decode import (
     read_video,
 )
 from posmlp_video.data.encode import write_mp4, write_video
-from posmlp_video.data.labels import bundled_class_names, read_class_names
 from posmlp_video.data.sampling import ClipSampler, dense_indices, segment_indices
 from posmlp_video.data.synthmotion import SynthMotion, write_examples
 from posmlp_video.data.transforms import Preprocessed, TrainTransform, eval_views, normalize, preprocess
@@ -18,7 +17,7 @@ from posmlp_video.data.transforms import Preprocessed, TrainTransform, eval_view
 __all__ = [
     "ClipSampler", "DatasetError", "FrameFolder", "Preprocessed", "SynthMotion", "TrainTransform",
     "VideoClip", "VideoClipDataset", "VideoDecodeError", "VideoFolder", "VideoInfo", "VideoList",
-    "bundled_class_names", "dense_indices", "eval_views", "normalize", "preprocess", "probe_video",
-    "read_class_names", "read_frame_folder", "read_video", "segment_indices", "write_examples", "write_mp4",
+    "dense_indices", "eval_views", "normalize", "preprocess", "probe_video",
+    "read_frame_folder", "read_video", "segment_indices", "write_examples", "write_mp4",
     "write_video",
 ]

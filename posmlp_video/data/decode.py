@@ -16,6 +16,7 @@ Rotation metadata (display matrix) is applied in multiples of 90 degrees. Any de
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,8 @@ def _open(path: str | Path) -> av.container.InputContainer:
         raise VideoDecodeError(f"file not found: {file}")
     if file.is_dir():
         raise VideoDecodeError(f"{file} is a folder, not a video file")
+    if not os.access(file, os.R_OK):
+        raise VideoDecodeError(f"permission denied: cannot read {file}")
     if file.stat().st_size == 0:
         raise VideoDecodeError("empty file (0 bytes)")
     try:
