@@ -54,7 +54,8 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class VideoClip:
-    """Decoded frames ``(*indices.shape, H, W, 3)`` uint8 and the timeline indices they came from."""
+    """Decoded frames ``(*indices.shape, H, W, 3)`` uint8 and the timeline indices the sampler chose
+    (without a sampler: the indices of the frames that decoded)."""
 
     frames: np.ndarray
     indices: np.ndarray
@@ -75,10 +76,11 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 
 def read_video(path: str | Path, sampler: Sampler | None = None, *, short_side: int | None = None) -> VideoClip:
-    """Decode the frames ``sampler(timeline_frames)`` asks for (all frames if None).
+    """Decode the frames ``sampler(timeline_frames)`` asks for, or every frame that decodes if None.
 
     ``short_side`` downscales (never upscales) so the shorter displayed side is at most that many pixels.
-    Wanted frames that fail to decode (corrupt packets) are replaced by the nearest frame that decoded.
+    Sampled frames that fail to decode (corrupt packets, truncated tail) are replaced by the nearest frame
+    that decoded, so the clip keeps its shape.
     """
     with _open(path) as container:
         index = _index(container)
@@ -97,6 +99,8 @@ def read_video(path: str | Path, sampler: Sampler | None = None, *, short_side: 
     if not decoded:
         raise VideoDecodeError("no decodable frames (corrupt data or unsupported codec)")
     have = np.array(sorted(decoded))
+    if sampler is None:  # all frames: exactly those that decoded
+        wanted = grid = have
     nearest = have[np.abs(have[None, :] - wanted.reshape(-1, 1)).argmin(axis=1)]
     frames = np.stack([_display(decoded[i], info.rotation) for i in nearest])
     return VideoClip(frames.reshape(*wanted.shape, *frames.shape[1:]), grid, info)
