@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from posmlp_video.data.synthmotion import FLIP_PAIRS
-from posmlp_video.data.transforms import TrainTransform, crop_views, eval_views, normalize, preprocess, resize_to_cover
+from posmlp_video.data.transforms import (
+    TrainTransform,
+    crop_views,
+    eval_views,
+    normalize,
+    preprocess,
+    resize_to_cover,
+)
 
 META = {"input_size": [32, 32], "resize_short": 40, "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.5]}
 
