@@ -56,6 +56,12 @@ class BiasTable:
         """A short label such as ``stage 2 block 1 spatial``."""
         return f"stage {self.stage} block {self.block} {self.unit}"
 
+    def check_group(self, group: int) -> int:
+        """`group`, or a one-line error when the unit has no such channel group."""
+        if not 0 <= group < self.groups:
+            raise AnalysisError(f"group {group} out of range: {self.name} has {self.groups} groups")
+        return group
+
     def offsets(self, axis: int = 0) -> np.ndarray:
         """The offsets ``-(w-1) .. w-1`` along one table axis (0 = the first mixed axis)."""
         w = self.window[axis]
