@@ -126,7 +126,7 @@ class Handlers:
         group = None if group in (None, ALL_GROUPS) else int(group)
         figure = unit_figure(loaded.tables, int(stage), int(block), unit, group, int(dt))
         stats = table_stats(get_table(loaded.tables, int(stage), int(block), unit))
-        rows = [[g, _num(stats.group_locality[g]), _num(stats.group_asymmetry[g]), str(tuple(stats.group_peak[g])),
+        rows = [[g, _num(stats.group_locality[g]), _num(stats.group_asymmetry[g]), str(tuple(int(v) for v in stats.group_peak[g])),
                  _num(stats.group_spread[g])] for g in range(stats.groups)]
         rows.append(["all", _num(stats.locality), _num(stats.asymmetry), str(stats.peak), _num(stats.spread)])
         return figure, rows
