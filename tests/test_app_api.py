@@ -10,6 +10,7 @@ import json
 import math
 import re
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -208,3 +209,16 @@ def _first_example(tmp_path):
     from demo.examples import render_examples
 
     return render_examples(tmp_path / "examples")[0]
+
+
+def test_readme_client_example_runs(app_server, capsys, predictor):
+    """The README's gradio_client example, run against the test server on one of the example clips."""
+    section = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8").split("## The demo app")[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    clip = app_server.examples[5]
+    code = code.replace("http://127.0.0.1:7860/", app_server.url).replace('"clip.mp4"', repr(str(clip)))
+    exec(compile(code, "README.md", "exec"), {})
+    printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("Loaded as API")]
+    top = predictor.predict(clip).top
+    assert printed[:5] == [f"{p:.3f}  {name}" for name, p in top]
+    assert "completeness" in "\n".join(printed[5:])
