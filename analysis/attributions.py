@@ -216,6 +216,8 @@ def attribute(
         raise AnalysisError(f"unknown option(s) for {method}: {', '.join(unknown)} (it takes {', '.join(OPTIONS[method])})")
     x, frames = prepare(video, meta)
     base = _baseline(baseline, x, video, meta)
+    device = next(model.parameters()).device  # the inputs follow the model (CPU or GPU)
+    x, base = x.to(device), base.to(device)
     options = dict(options)
     recorded = dict(options, baseline=baseline if isinstance(baseline, str) else "clip")
     was_training = model.training
@@ -235,7 +237,7 @@ def attribute(
         model.train(was_training)
     names = (meta or {}).get("class_names")
     return Attribution(
-        values=values.detach().float().numpy().astype(np.float32), clip=frames, target=target,
+        values=values.detach().float().cpu().numpy().astype(np.float32), clip=frames, target=target,
         method=method + ("+noise_tunnel" if recorded.get("noise_tunnel") else ""), delta=delta,
         logit_change=float(logits[0, target] - logits[1, target]), logit=float(logits[0, target]),
         probability=float(logits[0].softmax(0)[target]),

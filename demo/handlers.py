@@ -58,9 +58,10 @@ def _need_video(video: str | None) -> str:
     return video
 
 
-def _strip(frames: np.ndarray) -> np.ndarray:
-    """Frames ``(T, H, W, 3)`` side by side, as one image."""
-    return np.concatenate(list(frames), axis=1)
+def _strip(frames: np.ndarray, min_height: int = 128) -> np.ndarray:
+    """Frames ``(T, H, W, 3)`` side by side as one image, small frames enlarged by a whole factor (pixels kept)."""
+    scale = max(1, min_height // frames.shape[1])
+    return np.concatenate(list(frames), axis=1).repeat(scale, axis=0).repeat(scale, axis=1)
 
 
 class Handlers:
