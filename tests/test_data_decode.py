@@ -101,6 +101,11 @@ def test_truncated_faststart_file_decodes_what_is_there(tmp_path):
     assert 0 < len(clip.frames) < 40
     assert _indices_of(clip.frames) == clip.indices.tolist()
     assert clip.indices[:10].tolist() == list(range(10))
+    decoded = np.array(clip.indices)
+    sampled = read_video(cut, ClipSampler(8))  # the timeline still counts the frames the index promised
+    wanted = sampled.indices[0]
+    expected = [int(decoded[np.abs(decoded - w).argmin()]) for w in wanted]
+    assert _indices_of(sampled.frames) == expected
 
 
 def test_limits_refuse_too_large(video_corpus, monkeypatch):

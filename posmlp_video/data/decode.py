@@ -101,8 +101,7 @@ def read_video(path: str | Path, sampler: Sampler | None = None, *, short_side: 
     have = np.array(sorted(decoded))
     if sampler is None:  # all frames: exactly those that decoded
         wanted = grid = have
-    nearest = have[np.abs(have[None, :] - wanted.reshape(-1, 1)).argmin(axis=1)]
-    frames = np.stack([_display(decoded[i], info.rotation) for i in nearest])
+    frames = np.stack([_display(decoded[i], info.rotation) for i in _nearest(have, wanted.reshape(-1))])
     return VideoClip(frames.reshape(*wanted.shape, *frames.shape[1:]), grid, info)
 
 
@@ -120,19 +119,11 @@ def read_frame_folder(folder: str | Path, num_frames: int, sampler: Sampler, *, 
         bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
         if bgr is None:
             raise VideoDecodeError(f"missing or unreadable frame image {file.name} in {folder}")
-        cache[int(i)] = downscale_short_side(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), short_side)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        size = _scaled_size(rgb.shape[1], rgb.shape[0], short_side)
+        cache[int(i)] = rgb if size == rgb.shape[1::-1] else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     frames = np.stack([cache[int(i)] for i in indices.reshape(-1)])
     return frames.reshape(*indices.shape, *frames.shape[1:])
-
-
-def downscale_short_side(image: np.ndarray, short_side: int | None) -> np.ndarray:
-    """Resize an ``(H, W, 3)`` image so its shorter side is at most ``short_side`` (area filter)."""
-    h, w = image.shape[:2]
-    if short_side is None or min(h, w) <= short_side:
-        return image
-    scale = short_side / min(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 # --------------------------------------------------------------------------- internals
@@ -233,13 +224,24 @@ def _first_rotation(packet: av.Packet) -> int | None:
     return None
 
 
+def _scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """(width, height) downscaled so the shorter side is at most ``short_side``; never upscaled."""
+    if short_side is None or min(width, height) <= short_side:
+        return width, height
+    scale = short_side / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def _output_size(info: VideoInfo, short_side: int | None) -> tuple[int, int]:
     """Displayed (width, height) after downscaling to ``short_side``."""
-    w, h = info.width, info.height
-    if short_side is None or min(w, h) <= short_side:
-        return w, h
-    scale = short_side / min(w, h)
-    return max(1, round(w * scale)), max(1, round(h * scale))
+    return _scaled_size(info.width, info.height, short_side)
+
+
+def _nearest(have: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """For each wanted frame index, the closest index in the sorted array ``have``."""
+    right = np.clip(np.searchsorted(have, wanted), 0, len(have) - 1)
+    left = np.clip(right - 1, 0, len(have) - 1)
+    return np.where(np.abs(have[left] - wanted) <= np.abs(have[right] - wanted), have[left], have[right])
 
 
 def _coded_size(info: VideoInfo, out_w: int, out_h: int) -> tuple[int, int]:
