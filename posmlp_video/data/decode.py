@@ -16,6 +16,7 @@ Rotation metadata (display matrix) is applied in multiples of 90 degrees. Any de
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -79,8 +80,8 @@ def read_video(path: str | Path, sampler: Sampler | None = None, *, short_side: 
     """Decode the frames ``sampler(timeline_frames)`` asks for, or every frame that decodes if None.
 
     ``short_side`` downscales (never upscales) so the shorter displayed side is at most that many pixels.
-    Sampled frames that fail to decode (corrupt packets, truncated tail) are replaced by the nearest frame
-    that decoded, so the clip keeps its shape.
+    Sampled frames that fail to decode (corrupt packets, a cut-off tail) are replaced by the closest frame
+    that did (for a cut-off tail, the last one), so the clip keeps its shape.
     """
     with _open(path) as container:
         index = _index(container)
@@ -269,55 +270,53 @@ def _frames(container: av.container.InputContainer, stream: av.video.stream.Vide
 
 
 def _decode_wanted(path: str | Path, index: _Index, wanted: np.ndarray, size: tuple[int, int]) -> dict[int, np.ndarray]:
-    """Decode the frames in ``wanted`` (sorted unique frame indices) as RGB arrays of coded ``size``."""
+    """Decode the frames in ``wanted`` (sorted unique frame indices) as RGB arrays of coded ``size``.
+
+    Also keeps the last frame that decoded, so a cut-off tail falls back to it rather than to an earlier one.
+    """
     out: dict[int, np.ndarray] = {}
     wanted_set = set(wanted.tolist())
     seekable = index.pts is not None
     container = _open(path)
     try:
-        stream = container.streams.video[0]
-        frames = _frames(container, stream)
-        position = -1  # frame index of the last decoded frame
-        for target in wanted.tolist():
+        frames = _frames(container, container.streams.video[0])
+        position, last = -1, None  # index and frame of the last decoded frame
+        targets = wanted.tolist()
+        k = 0
+        while k < len(targets):
+            target = targets[k]
             if target <= position:
+                k += 1
                 continue
-            just_seeked = False
             if seekable and target - position > SEEK_GAP:
                 try:
-                    container.seek(int(index.pts[target]), stream=stream, backward=True)
-                    frames = _frames(container, stream)
-                    just_seeked = True
+                    container.seek(int(index.pts[target]), stream=container.streams.video[0], backward=True)
                 except av.error.FFmpegError:
                     seekable = False
+                else:
+                    frames = _frames(container, container.streams.video[0])
+                    first = next(frames, None)
+                    if first is not None and _frame_index(first, index, position) > target:
+                        # The seek landed past the target (bad index): start again from the top, never seeking.
+                        seekable = False
+                        container.close()
+                        container = _open(path)
+                        frames, position = _frames(container, container.streams.video[0]), -1
+                        continue
+                    frames = itertools.chain([first] if first is not None else [], frames)
             for frame in frames:
-                position = _frame_index(frame, index, position)
-                if just_seeked and position > target:
-                    # The seek landed past the target (bad index): restart from the top without seeking.
-                    container.close()
-                    return _decode_sequential(path, index, wanted_set, size)
-                just_seeked = False
+                position, last = _frame_index(frame, index, position), frame
                 if position in wanted_set:
                     out[position] = _to_rgb(frame, size)
                 if position >= target:
                     break
             else:
-                break
+                break  # end of stream
+            k += 1
+        if last is not None and position not in out:
+            out[position] = _to_rgb(last, size)
     finally:
         container.close()
-    return out
-
-
-def _decode_sequential(path: str | Path, index: _Index, wanted: set[int], size: tuple[int, int]) -> dict[int, np.ndarray]:
-    out: dict[int, np.ndarray] = {}
-    last = max(wanted)
-    with _open(path) as container:
-        position = -1
-        for frame in _frames(container, container.streams.video[0]):
-            position = _frame_index(frame, index, position)
-            if position in wanted:
-                out[position] = _to_rgb(frame, size)
-            if position >= last:
-                break
     return out
 
 
