@@ -16,6 +16,7 @@ Rotation metadata (display matrix) is applied in multiples of 90 degrees. Any de
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class VideoClip:
-    """Decoded frames ``(*indices.shape, H, W, 3)`` uint8 and the timeline indices they came from."""
+    """Decoded frames ``(*indices.shape, H, W, 3)`` uint8 and the timeline indices the sampler chose
+    (without a sampler: the indices of the frames that decoded)."""
 
     frames: np.ndarray
     indices: np.ndarray
@@ -75,10 +77,11 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 
 def read_video(path: str | Path, sampler: Sampler | None = None, *, short_side: int | None = None) -> VideoClip:
-    """Decode the frames ``sampler(timeline_frames)`` asks for (all frames if None).
+    """Decode the frames ``sampler(timeline_frames)`` asks for, or every frame that decodes if None.
 
     ``short_side`` downscales (never upscales) so the shorter displayed side is at most that many pixels.
-    Wanted frames that fail to decode (corrupt packets) are replaced by the nearest frame that decoded.
+    Sampled frames that fail to decode (corrupt packets, a cut-off tail) are replaced by the closest frame
+    that did (for a cut-off tail, the last one), so the clip keeps its shape.
     """
     with _open(path) as container:
         index = _index(container)
@@ -97,8 +100,9 @@ def read_video(path: str | Path, sampler: Sampler | None = None, *, short_side: 
     if not decoded:
         raise VideoDecodeError("no decodable frames (corrupt data or unsupported codec)")
     have = np.array(sorted(decoded))
-    nearest = have[np.abs(have[None, :] - wanted.reshape(-1, 1)).argmin(axis=1)]
-    frames = np.stack([_display(decoded[i], info.rotation) for i in nearest])
+    if sampler is None:  # all frames: exactly those that decoded
+        wanted = grid = have
+    frames = np.stack([_display(decoded[i], info.rotation) for i in _nearest(have, wanted.reshape(-1))])
     return VideoClip(frames.reshape(*wanted.shape, *frames.shape[1:]), grid, info)
 
 
@@ -116,19 +120,11 @@ def read_frame_folder(folder: str | Path, num_frames: int, sampler: Sampler, *, 
         bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
         if bgr is None:
             raise VideoDecodeError(f"missing or unreadable frame image {file.name} in {folder}")
-        cache[int(i)] = downscale_short_side(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), short_side)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        size = _scaled_size(rgb.shape[1], rgb.shape[0], short_side)
+        cache[int(i)] = rgb if size == rgb.shape[1::-1] else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     frames = np.stack([cache[int(i)] for i in indices.reshape(-1)])
     return frames.reshape(*indices.shape, *frames.shape[1:])
-
-
-def downscale_short_side(image: np.ndarray, short_side: int | None) -> np.ndarray:
-    """Resize an ``(H, W, 3)`` image so its shorter side is at most ``short_side`` (area filter)."""
-    h, w = image.shape[:2]
-    if short_side is None or min(h, w) <= short_side:
-        return image
-    scale = short_side / min(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 # --------------------------------------------------------------------------- internals
@@ -229,13 +225,24 @@ def _first_rotation(packet: av.Packet) -> int | None:
     return None
 
 
+def _scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """(width, height) downscaled so the shorter side is at most ``short_side``; never upscaled."""
+    if short_side is None or min(width, height) <= short_side:
+        return width, height
+    scale = short_side / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def _output_size(info: VideoInfo, short_side: int | None) -> tuple[int, int]:
     """Displayed (width, height) after downscaling to ``short_side``."""
-    w, h = info.width, info.height
-    if short_side is None or min(w, h) <= short_side:
-        return w, h
-    scale = short_side / min(w, h)
-    return max(1, round(w * scale)), max(1, round(h * scale))
+    return _scaled_size(info.width, info.height, short_side)
+
+
+def _nearest(have: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """For each wanted frame index, the closest index in the sorted array ``have``."""
+    right = np.clip(np.searchsorted(have, wanted), 0, len(have) - 1)
+    left = np.clip(right - 1, 0, len(have) - 1)
+    return np.where(np.abs(have[left] - wanted) <= np.abs(have[right] - wanted), have[left], have[right])
 
 
 def _coded_size(info: VideoInfo, out_w: int, out_h: int) -> tuple[int, int]:
@@ -263,55 +270,53 @@ def _frames(container: av.container.InputContainer, stream: av.video.stream.Vide
 
 
 def _decode_wanted(path: str | Path, index: _Index, wanted: np.ndarray, size: tuple[int, int]) -> dict[int, np.ndarray]:
-    """Decode the frames in ``wanted`` (sorted unique frame indices) as RGB arrays of coded ``size``."""
+    """Decode the frames in ``wanted`` (sorted unique frame indices) as RGB arrays of coded ``size``.
+
+    Also keeps the last frame that decoded, so a cut-off tail falls back to it rather than to an earlier one.
+    """
     out: dict[int, np.ndarray] = {}
     wanted_set = set(wanted.tolist())
     seekable = index.pts is not None
     container = _open(path)
     try:
-        stream = container.streams.video[0]
-        frames = _frames(container, stream)
-        position = -1  # frame index of the last decoded frame
-        for target in wanted.tolist():
+        frames = _frames(container, container.streams.video[0])
+        position, last = -1, None  # index and frame of the last decoded frame
+        targets = wanted.tolist()
+        k = 0
+        while k < len(targets):
+            target = targets[k]
             if target <= position:
+                k += 1
                 continue
-            just_seeked = False
             if seekable and target - position > SEEK_GAP:
                 try:
-                    container.seek(int(index.pts[target]), stream=stream, backward=True)
-                    frames = _frames(container, stream)
-                    just_seeked = True
+                    container.seek(int(index.pts[target]), stream=container.streams.video[0], backward=True)
                 except av.error.FFmpegError:
                     seekable = False
+                else:
+                    frames = _frames(container, container.streams.video[0])
+                    first = next(frames, None)
+                    if first is not None and _frame_index(first, index, position) > target:
+                        # The seek landed past the target (bad index): start again from the top, never seeking.
+                        seekable = False
+                        container.close()
+                        container = _open(path)
+                        frames, position = _frames(container, container.streams.video[0]), -1
+                        continue
+                    frames = itertools.chain([first] if first is not None else [], frames)
             for frame in frames:
-                position = _frame_index(frame, index, position)
-                if just_seeked and position > target:
-                    # The seek landed past the target (bad index): restart from the top without seeking.
-                    container.close()
-                    return _decode_sequential(path, index, wanted_set, size)
-                just_seeked = False
+                position, last = _frame_index(frame, index, position), frame
                 if position in wanted_set:
                     out[position] = _to_rgb(frame, size)
                 if position >= target:
                     break
             else:
-                break
+                break  # end of stream
+            k += 1
+        if last is not None and position not in out:
+            out[position] = _to_rgb(last, size)
     finally:
         container.close()
-    return out
-
-
-def _decode_sequential(path: str | Path, index: _Index, wanted: set[int], size: tuple[int, int]) -> dict[int, np.ndarray]:
-    out: dict[int, np.ndarray] = {}
-    last = max(wanted)
-    with _open(path) as container:
-        position = -1
-        for frame in _frames(container, container.streams.video[0]):
-            position = _frame_index(frame, index, position)
-            if position in wanted:
-                out[position] = _to_rgb(frame, size)
-            if position >= last:
-                break
     return out
 
 
