@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import gradio as gr
-import matplotlib.pyplot as plt
 import numpy as np
 import plotly.graph_objects as go
 
@@ -143,13 +142,8 @@ class Handlers:
         """The selected unit's matplotlib figure as a PNG, PDF or SVG file to download."""
         table = get_table(self.models.get(key).tables, int(stage), int(block), unit)
         group = None if group in (None, ALL_GROUPS) else int(group)
-        fig = plot_table(table, group, int(dt))
-        try:
-            data = figure_bytes(fig, fmt)
-        finally:
-            plt.close(fig)
         path = self.scratch.folder() / f"stage{stage}_block{block}_{unit}.{fmt}"
-        path.write_bytes(data)
+        path.write_bytes(figure_bytes(plot_table(table, group, int(dt)), fmt))
         return str(path)
 
     # ------------------------------------------------------------------ attributions
