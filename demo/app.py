@@ -59,16 +59,18 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
                     "and see which pixels and frames a prediction rests on.")
 
         with gr.Accordion("Checkpoint", open=False):
-            status = gr.Markdown(f"Using the default checkpoint **{default.name}** on {default.predictor.device}")
+            status = gr.Markdown(f"Using the default checkpoint **{default.name}** on {default.predictor.device}",
+                                 elem_id="ckpt-status")
             with gr.Row():
                 picker = gr.Dropdown(h.folder.names(), value=None, label="checkpoint in --checkpoint-dir",
-                                     info="only files inside the folder the server was started with")
+                                     info="only files inside the folder the server was started with", elem_id="ckpt-picker")
                 refresh = gr.Button("Refresh list", size="sm")
-                pick = gr.Button("Load picked", size="sm")
+                pick = gr.Button("Load picked", size="sm", elem_id="ckpt-pick")
             with gr.Row():
-                upload = gr.File(label="or upload a checkpoint", file_types=list(SUFFIXES), type="filepath")
+                upload = gr.File(label="or upload a checkpoint", file_types=list(SUFFIXES), type="filepath",
+                                 elem_id="ckpt-upload")
                 label_set = gr.Radio(list(LABEL_SETS), value="ssv2", label="class list (authors' .pth/.pyth only)")
-                load_upload = gr.Button("Load upload", size="sm")
+                load_upload = gr.Button("Load upload", size="sm", elem_id="ckpt-load-upload")
             back = gr.Button("Back to the default checkpoint", size="sm")
 
         with gr.Tabs():
@@ -129,7 +131,7 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
                 curve = gr.Plot(label="temporal importance")
 
             with gr.Tab("Model", id="model"):
-                complexity = gr.Markdown()
+                complexity = gr.Markdown(elem_id="model-complexity")
                 with gr.Row():
                     meta = gr.JSON(label="checkpoint metadata")
                     names = gr.Dataframe(headers=["index", "class"], label="class names", interactive=False)
