@@ -24,7 +24,7 @@ from analysis import attribute, get_table, relative_position_biases, table_stats
 from demo.checkpoints import CheckpointDir, ModelCache, check_upload
 from demo.handlers import Handlers
 from demo.scratch import Scratch
-from posmlp_video.checkpoint import load_checkpoint, save_checkpoint
+from posmlp_video.checkpoint import load_checkpoint, load_class_names, save_checkpoint
 from posmlp_video.data import probe_video
 from posmlp_video.errors import CheckpointError
 from posmlp_video.predict import Predictor
@@ -187,6 +187,24 @@ def test_uploaded_checkpoints_are_checked_before_use(tmp_path, official_small):
         models.add(authors, authors.name, "ssv2")
 
 
+def test_an_authors_checkpoint_upload_gets_the_chosen_class_list(tmp_path, official_small, app_server):
+    """A .pyth in the authors' layout (weights_only-loadable), re-headed for SSv1's 174 classes."""
+    checkpoint = dict(official_small["checkpoint"])
+    state = dict(checkpoint["model_state"])
+    state["head.weight"], state["head.bias"] = torch.randn(174, state["head.weight"].shape[1]), torch.zeros(174)
+    checkpoint.update(model_state=state, cfg=checkpoint["cfg"].replace("NUM_CLASSES: 10", "NUM_CLASSES: 174"))
+    upload = tmp_path / "SSV1_small.pyth"
+    torch.save(checkpoint, upload)
+    handlers = Handlers(ModelCache(None, "cpu"), CheckpointDir(None), Scratch(tmp_path / "out"))
+    key, status = handlers.upload(str(upload), "ssv1")
+    assert key == "uploaded SSV1_small.pyth [ssv1]" and key in status
+    label, seen = handlers.classify(str(app_server.examples[0]), key)
+    ssv1 = load_class_names("ssv1")
+    expected = Predictor(*load_checkpoint(upload, class_names=ssv1)).predict(app_server.examples[0]).top
+    assert list(label) == [name for name, _ in expected] and set(label) <= set(ssv1)
+    assert seen["frames"].shape[0] == 4  # the config's NUM_FRAMES
+
+
 def test_model_tab_and_checkpoint_switch(tmp_path, predictor):
     folder = tmp_path / "ckpts"
     folder.mkdir()
@@ -222,3 +240,13 @@ def test_readme_client_example_runs(app_server, capsys, predictor):
     top = predictor.predict(clip).top
     assert printed[:5] == [f"{p:.3f}  {name}" for name, p in top]
     assert "completeness" in "\n".join(printed[5:])
+
+
+def test_server_config_and_command_line(app_server, tmp_path, capsys):
+    import app as entry
+
+    assert app_server.app.server_name == "127.0.0.1" and app_server.app.share is False
+    assert app_server.app.max_file_size == 512 * 1024 * 1024
+    assert entry.main(["--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("app.py: error: no checkpoint file at") and error.count("\n") == 1
