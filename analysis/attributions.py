@@ -216,7 +216,7 @@ def attribute(
         raise AnalysisError(f"unknown option(s) for {method}: {', '.join(unknown)} (it takes {', '.join(OPTIONS[method])})")
     x, frames = prepare(video, meta)
     base = _baseline(baseline, x, video, meta)
-    device = next(model.parameters()).device  # the inputs follow the model (CPU or GPU)
+    device = next((p.device for p in model.parameters()), x.device)  # the inputs follow the model (CPU or GPU)
     x, base = x.to(device), base.to(device)
     options = dict(options)
     recorded = dict(options, baseline=baseline if isinstance(baseline, str) else "clip")
