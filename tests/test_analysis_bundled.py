@@ -48,7 +48,7 @@ def test_readme_analysis_snippets_run(bundled, tmp_path, monkeypatch):
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Analysis: learned biases and attributions"):]
+    section = text[text.index("## Analysis: learned biases and attributions"):].split("\n## ")[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 2
     monkeypatch.chdir(tmp_path)
