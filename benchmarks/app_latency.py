@@ -30,13 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_clip(path: Path, seconds: float = 10.0, fps: int = 30, size: tuple[int, int] = (1280, 720)) -> Path:
     """A ``seconds``-long H.264 clip of SynthMotion motion upscaled to `size`, encoded frame by frame with PyAV
-    (streamed, so a 300-frame 720p clip never sits in memory at once)."""
+    (streamed, so a 300-frame 720p clip never sits in memory at once). Sensor-like noise that changes every
+    frame keeps the bitrate (and the decoder's work) near a camera clip's, not a flat animation's."""
     source = SynthMotion(1, seed=3, num_frames=16, size=128)[0]["video"]  # (16, 128, 128, 3) uint8
+    rng = np.random.default_rng(0)
+    noise = [rng.normal(0, 6, (size[1], size[0], 3)).astype(np.int16) for _ in range(7)]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps), options={"preset": "veryfast", "crf": "23"})
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
         for i in range(int(seconds * fps)):
             image = cv2.resize(source[i * len(source) // int(seconds * fps)], size, interpolation=cv2.INTER_LINEAR)
+            image = np.clip(image + noise[i % len(noise)], 0, 255).astype(np.uint8)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
         container.mux(stream.encode(None))
     return path

@@ -21,7 +21,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def main(out: Path = Path("docs/figures/app_classify.png"), example: int = 6) -> None:
+def main(out: Path = Path("docs/figures/app_classify.png"), example: int = 4) -> None:
     clip = render_examples(Path(tempfile.mkdtemp(prefix="posmlp-shot-")))[example]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -31,7 +31,7 @@ def main(out: Path = Path("docs/figures/app_classify.png"), example: int = 6) ->
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            page = browser.new_page(viewport={"width": 1100, "height": 820})
+            page = browser.new_page(viewport={"width": 1100, "height": 1330})
             page.set_default_timeout(90_000)
             page.goto(f"http://127.0.0.1:{port}/")
             page.locator("#classify-video input[type=file]").set_input_files(str(clip))
