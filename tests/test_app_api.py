@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import re
 import threading
 from pathlib import Path
@@ -171,6 +172,16 @@ def test_checkpoint_folder_lists_and_resolves_only_files_inside(tmp_path):
         CheckpointDir(None).resolve("a.safetensors")
 
 
+class _Evil:
+    """A pickle payload that would create a file if it were ever unpickled."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
 def test_uploaded_checkpoints_are_checked_before_use(tmp_path, official_small):
     models = ModelCache(None, "cpu")
     with pytest.raises(CheckpointError, match="upload a"):
@@ -179,6 +190,12 @@ def test_uploaded_checkpoints_are_checked_before_use(tmp_path, official_small):
     fake.write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         models.add(fake, fake.name)
+    marker = tmp_path / "unpickled"
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"model_state": _Evil(str(marker))}))
+    with pytest.raises(CheckpointError):
+        models.add(evil, evil.name, "ssv2")
+    assert not marker.exists()  # loaded with weights_only=True: the payload never ran
     authors = tmp_path / "authors.pyth"
     torch.save(official_small["checkpoint"], authors)
     with pytest.raises(CheckpointError, match="choose its class list"):
