@@ -8,7 +8,12 @@ import torch
 
 from posmlp_video.errors import CheckpointError
 from posmlp_video.train import checkpointing
-from posmlp_video.train.checkpointing import load_training_state, rng_state, save_training_state, set_rng_state
+from posmlp_video.train.checkpointing import (
+    load_training_state,
+    rng_state,
+    save_training_state,
+    set_rng_state,
+)
 
 
 def _draws() -> tuple:
