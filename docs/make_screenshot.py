@@ -21,7 +21,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def main(out: Path = Path("docs/figures/app_classify.png"), example: int = 4) -> None:
+def main(out: Path = Path("docs/figures/app_classify.png"), example: int = 5) -> None:
     clip = render_examples(Path(tempfile.mkdtemp(prefix="posmlp-shot-")))[example]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
