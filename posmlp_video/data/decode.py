@@ -7,8 +7,8 @@ How it stays bounded on a 90-minute or 4K file:
 2. The sampler picks indices on a constant-rate timeline built from those timestamps, so a
    variable-frame-rate video is sampled evenly in time, not in frame count.
 3. A decode pass decodes forward and converts only the wanted frames, downscaled by FFmpeg to
-   ``short_side`` while converting to RGB; when the next wanted frame is more than ``SEEK_GAP`` frames
-   ahead it seeks to the keyframe before it instead of decoding through.
+   ``short_side`` while converting to RGB; when the keyframe before the next wanted frame lies more than
+   ``SEEK_MIN_SKIP`` frames ahead, it seeks there instead of decoding through the frames in between.
 
 Rotation metadata (display matrix) is applied in multiples of 90 degrees. Any decoding problem is a
 ``VideoDecodeError`` with a one-line reason.
@@ -31,7 +31,7 @@ from posmlp_video.errors import PosMLPError
 MAX_FRAMES = 1_000_000  # index pass limit: ~9 h at 30 fps
 MAX_PIXELS = 7680 * 4320  # 8K UHD; larger frames are refused
 MAX_OUTPUT_BYTES = 2 << 30  # decoded frames returned by one call
-SEEK_GAP = 96  # seek instead of decoding through when the next wanted frame is further ahead
+SEEK_MIN_SKIP = 4  # seek when that many frames or more can be skipped by jumping to a keyframe
 
 Sampler = Callable[[int], np.ndarray]
 
@@ -68,6 +68,7 @@ class _Index:
     info: VideoInfo
     pts: np.ndarray | None  # sorted presentation timestamps of every frame, None if the file has none
     grid_to_frame: np.ndarray  # timeline index -> frame index
+    keyframes: np.ndarray  # sorted frame indices of keyframes (empty without timestamps: no seeking)
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -168,6 +169,7 @@ def _index(container: av.container.InputContainer) -> _Index:
     pts: list[int] = []
     count = 0
     missing_pts = False
+    key_pts: list[int] = []
     rotation: int | None = None  # read from the first frame that decodes
     try:
         for packet in container.demux(stream):
@@ -180,6 +182,8 @@ def _index(container: av.container.InputContainer) -> _Index:
                 missing_pts = True
             else:
                 pts.append(packet.pts)
+                if packet.is_keyframe:
+                    key_pts.append(packet.pts)
             if rotation is None:
                 rotation = _first_rotation(packet)
     except av.error.FFmpegError as err:
@@ -195,7 +199,7 @@ def _index(container: av.container.InputContainer) -> _Index:
     codec = stream.codec_context.name
     if missing_pts or len(pts) < 2:
         info = VideoInfo(count, count, _nominal_fps(stream), width, height, rotation, codec)
-        return _Index(info, None, np.arange(count))
+        return _Index(info, None, np.arange(count), np.zeros(0, np.int64))
     sorted_pts = np.sort(np.asarray(pts, dtype=np.int64))
     diffs = np.diff(sorted_pts)
     diffs = diffs[diffs > 0]
@@ -207,7 +211,8 @@ def _index(container: av.container.InputContainer) -> _Index:
     grid_to_frame = np.clip(np.searchsorted(sorted_pts, times, side="right") - 1, 0, len(sorted_pts) - 1)
     fps = 1.0 / (step * float(stream.time_base)) if stream.time_base else 0.0
     info = VideoInfo(len(sorted_pts), grid_len, fps, width, height, rotation, codec)
-    return _Index(info, sorted_pts, grid_to_frame)
+    keyframes = np.unique(np.searchsorted(sorted_pts, np.asarray(key_pts, dtype=np.int64)))
+    return _Index(info, sorted_pts, grid_to_frame, keyframes)
 
 
 def _nominal_fps(stream: av.video.stream.VideoStream) -> float:
@@ -288,7 +293,7 @@ def _decode_wanted(path: str | Path, index: _Index, wanted: np.ndarray, size: tu
             if target <= position:
                 k += 1
                 continue
-            if seekable and target - position > SEEK_GAP:
+            if seekable and _keyframe_before(index, target) - position > SEEK_MIN_SKIP:
                 try:
                     container.seek(int(index.pts[target]), stream=container.streams.video[0], backward=True)
                 except av.error.FFmpegError:
@@ -318,6 +323,12 @@ def _decode_wanted(path: str | Path, index: _Index, wanted: np.ndarray, size: tu
     finally:
         container.close()
     return out
+
+
+def _keyframe_before(index: _Index, target: int) -> int:
+    """Frame index of the last keyframe at or before ``target`` (-1 if none is known)."""
+    k = int(np.searchsorted(index.keyframes, target, side="right")) - 1
+    return int(index.keyframes[k]) if k >= 0 else -1
 
 
 def _frame_index(frame: av.VideoFrame, index: _Index, previous: int) -> int:
