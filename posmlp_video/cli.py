@@ -13,6 +13,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("posmlp_video.convert", "convert an authors' PosMLP-Video checkpoint to our safetensors format"),
+    "predict": ("posmlp_video.predict", "classify video files with a checkpoint (top-k classes, --json lines)"),
 }
 
 
