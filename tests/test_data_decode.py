@@ -145,3 +145,12 @@ def test_frame_folder_reads_sampled_jpegs(tmp_path):
     assert _indices_of(frames) == [1, 4, 7, 10]  # floor((i + 0.5) * 3)
     with pytest.raises(VideoDecodeError, match="00013.jpg"):
         read_frame_folder(tmp_path, 13, ClipSampler(13))
+
+
+@pytest.mark.parametrize("name", [name for name in GOOD if name != "vfr_mp4"])
+def test_sparse_picks_jump_to_the_right_frames(video_corpus, name):
+    """Far-apart frames are reached by seeking to keyframes (every frame in MJPEG, every 10 in the long clip)."""
+    last = GOOD[name].num_frames - 1
+    for pick in ([last], [last // 3, last], [0, last // 2, last]):
+        clip = read_video(video_corpus[name], lambda n, pick=pick: np.array([pick]))
+        assert _indices_of(clip.frames) == pick

@@ -7,8 +7,8 @@ How it stays bounded on a 90-minute or 4K file:
 2. The sampler picks indices on a constant-rate timeline built from those timestamps, so a
    variable-frame-rate video is sampled evenly in time, not in frame count.
 3. A decode pass decodes forward and converts only the wanted frames, downscaled by FFmpeg to
-   ``short_side`` while converting to RGB; when the next wanted frame is more than ``SEEK_GAP`` frames
-   ahead it seeks to the keyframe before it instead of decoding through.
+   ``short_side`` while converting to RGB; when the keyframe before the next wanted frame lies more than
+   ``SEEK_MIN_SKIP`` frames ahead, it seeks there instead of decoding through the frames in between.
 
 Rotation metadata (display matrix) is applied in multiples of 90 degrees. Any decoding problem is a
 ``VideoDecodeError`` with a one-line reason.
@@ -16,6 +16,7 @@ Rotation metadata (display matrix) is applied in multiples of 90 degrees. Any de
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from posmlp_video.errors import PosMLPError
 MAX_FRAMES = 1_000_000  # index pass limit: ~9 h at 30 fps
 MAX_PIXELS = 7680 * 4320  # 8K UHD; larger frames are refused
 MAX_OUTPUT_BYTES = 2 << 30  # decoded frames returned by one call
-SEEK_GAP = 96  # seek instead of decoding through when the next wanted frame is further ahead
+SEEK_MIN_SKIP = 4  # seek when that many frames or more can be skipped by jumping to a keyframe
 
 Sampler = Callable[[int], np.ndarray]
 
@@ -67,6 +68,7 @@ class _Index:
     info: VideoInfo
     pts: np.ndarray | None  # sorted presentation timestamps of every frame, None if the file has none
     grid_to_frame: np.ndarray  # timeline index -> frame index
+    keyframes: np.ndarray  # sorted frame indices of keyframes (empty without timestamps: no seeking)
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -79,8 +81,8 @@ def read_video(path: str | Path, sampler: Sampler | None = None, *, short_side: 
     """Decode the frames ``sampler(timeline_frames)`` asks for, or every frame that decodes if None.
 
     ``short_side`` downscales (never upscales) so the shorter displayed side is at most that many pixels.
-    Sampled frames that fail to decode (corrupt packets, truncated tail) are replaced by the nearest frame
-    that decoded, so the clip keeps its shape.
+    Sampled frames that fail to decode (corrupt packets, a cut-off tail) are replaced by the closest frame
+    that did (for a cut-off tail, the last one), so the clip keeps its shape.
     """
     with _open(path) as container:
         index = _index(container)
@@ -167,6 +169,7 @@ def _index(container: av.container.InputContainer) -> _Index:
     pts: list[int] = []
     count = 0
     missing_pts = False
+    key_pts: list[int] = []
     rotation: int | None = None  # read from the first frame that decodes
     try:
         for packet in container.demux(stream):
@@ -179,6 +182,8 @@ def _index(container: av.container.InputContainer) -> _Index:
                 missing_pts = True
             else:
                 pts.append(packet.pts)
+                if packet.is_keyframe:
+                    key_pts.append(packet.pts)
             if rotation is None:
                 rotation = _first_rotation(packet)
     except av.error.FFmpegError as err:
@@ -194,7 +199,7 @@ def _index(container: av.container.InputContainer) -> _Index:
     codec = stream.codec_context.name
     if missing_pts or len(pts) < 2:
         info = VideoInfo(count, count, _nominal_fps(stream), width, height, rotation, codec)
-        return _Index(info, None, np.arange(count))
+        return _Index(info, None, np.arange(count), np.zeros(0, np.int64))
     sorted_pts = np.sort(np.asarray(pts, dtype=np.int64))
     diffs = np.diff(sorted_pts)
     diffs = diffs[diffs > 0]
@@ -206,7 +211,8 @@ def _index(container: av.container.InputContainer) -> _Index:
     grid_to_frame = np.clip(np.searchsorted(sorted_pts, times, side="right") - 1, 0, len(sorted_pts) - 1)
     fps = 1.0 / (step * float(stream.time_base)) if stream.time_base else 0.0
     info = VideoInfo(len(sorted_pts), grid_len, fps, width, height, rotation, codec)
-    return _Index(info, sorted_pts, grid_to_frame)
+    keyframes = np.unique(np.searchsorted(sorted_pts, np.asarray(key_pts, dtype=np.int64)))
+    return _Index(info, sorted_pts, grid_to_frame, keyframes)
 
 
 def _nominal_fps(stream: av.video.stream.VideoStream) -> float:
@@ -269,56 +275,60 @@ def _frames(container: av.container.InputContainer, stream: av.video.stream.Vide
 
 
 def _decode_wanted(path: str | Path, index: _Index, wanted: np.ndarray, size: tuple[int, int]) -> dict[int, np.ndarray]:
-    """Decode the frames in ``wanted`` (sorted unique frame indices) as RGB arrays of coded ``size``."""
+    """Decode the frames in ``wanted`` (sorted unique frame indices) as RGB arrays of coded ``size``.
+
+    Also keeps the last frame that decoded, so a cut-off tail falls back to it rather than to an earlier one.
+    """
     out: dict[int, np.ndarray] = {}
     wanted_set = set(wanted.tolist())
     seekable = index.pts is not None
     container = _open(path)
     try:
-        stream = container.streams.video[0]
-        frames = _frames(container, stream)
-        position = -1  # frame index of the last decoded frame
-        for target in wanted.tolist():
+        frames = _frames(container, container.streams.video[0])
+        position, last = -1, None  # index and frame of the last decoded frame
+        targets = wanted.tolist()
+        k = 0
+        while k < len(targets):
+            target = targets[k]
             if target <= position:
+                k += 1
                 continue
-            just_seeked = False
-            if seekable and target - position > SEEK_GAP:
+            if seekable and _keyframe_before(index, target) - position > SEEK_MIN_SKIP:
                 try:
-                    container.seek(int(index.pts[target]), stream=stream, backward=True)
-                    frames = _frames(container, stream)
-                    just_seeked = True
+                    container.seek(int(index.pts[target]), stream=container.streams.video[0], backward=True)
                 except av.error.FFmpegError:
                     seekable = False
+                else:
+                    frames = _frames(container, container.streams.video[0])
+                    first = next(frames, None)
+                    if first is not None and _frame_index(first, index, position) > target:
+                        # The seek landed past the target (bad index): start again from the top, never seeking.
+                        seekable = False
+                        container.close()
+                        container = _open(path)
+                        frames, position = _frames(container, container.streams.video[0]), -1
+                        continue
+                    frames = itertools.chain([first] if first is not None else [], frames)
             for frame in frames:
-                position = _frame_index(frame, index, position)
-                if just_seeked and position > target:
-                    # The seek landed past the target (bad index): restart from the top without seeking.
-                    container.close()
-                    return _decode_sequential(path, index, wanted_set, size)
-                just_seeked = False
+                position, last = _frame_index(frame, index, position), frame
                 if position in wanted_set:
                     out[position] = _to_rgb(frame, size)
                 if position >= target:
                     break
             else:
-                break
+                break  # end of stream
+            k += 1
+        if last is not None and position not in out:
+            out[position] = _to_rgb(last, size)
     finally:
         container.close()
     return out
 
 
-def _decode_sequential(path: str | Path, index: _Index, wanted: set[int], size: tuple[int, int]) -> dict[int, np.ndarray]:
-    out: dict[int, np.ndarray] = {}
-    last = max(wanted)
-    with _open(path) as container:
-        position = -1
-        for frame in _frames(container, container.streams.video[0]):
-            position = _frame_index(frame, index, position)
-            if position in wanted:
-                out[position] = _to_rgb(frame, size)
-            if position >= last:
-                break
-    return out
+def _keyframe_before(index: _Index, target: int) -> int:
+    """Frame index of the last keyframe at or before ``target`` (-1 if none is known)."""
+    k = int(np.searchsorted(index.keyframes, target, side="right")) - 1
+    return int(index.keyframes[k]) if k >= 0 else -1
 
 
 def _frame_index(frame: av.VideoFrame, index: _Index, previous: int) -> int:

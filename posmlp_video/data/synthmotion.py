@@ -16,6 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from posmlp_video.data.encode import write_mp4
+
 CLASS_NAMES: tuple[str, ...] = (
     "Moving something from right to left",
     "Moving something from left to right",
@@ -261,8 +263,6 @@ _FAMILIES: tuple[Family, ...] = (_translate(0), _translate(1), _grow, _turn, _fa
 def write_examples(folder: str | Path, *, seed: int = 0, per_class: int = 1, num_frames: int = 16,
                    size: int | tuple[int, int] = 128, fps: float = 8.0) -> list[Path]:
     """Write ``per_class`` example clips of every class as H.264 mp4 files named ``NN_class-name_K.mp4``."""
-    from posmlp_video.data.encode import write_mp4
-
     dataset = SynthMotion(per_class * NUM_CLASSES, seed, num_frames, size)
     paths = []
     for i in range(len(dataset)):
