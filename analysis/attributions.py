@@ -167,7 +167,7 @@ def _run(method: str, model: nn.Module, x: torch.Tensor, base: torch.Tensor, tar
     if method in ("occlusion", "frame_occlusion"):
         _, _, T, H, W = x.shape
         if method == "occlusion":
-            patch = _triple(options.pop("patch", (2, 8, 8)), "patch")
+            patch = _triple(options.pop("patch", (2, 16, 16)), "patch")
             stride = _triple(options.pop("stride", patch), "stride")
         else:
             patch = stride = (1, H, W)
@@ -203,7 +203,7 @@ def attribute(
         integrated_gradients: ``steps`` (32), ``internal_batch_size`` (8: memory stays bounded),
             ``ig_method`` ("gausslegendre").
         saliency: no options.
-        occlusion: ``patch`` (t, h, w) = (2, 8, 8), ``stride`` (= patch), ``perturbations_per_eval`` (4).
+        occlusion: ``patch`` (t, h, w) = (2, 16, 16), ``stride`` (= patch), ``perturbations_per_eval`` (4).
         frame_occlusion: occludes whole frames: a per-frame importance curve; ``perturbations_per_eval``.
         grad_cam: ``stage`` (-1, the last): Grad-CAM on that stage's output, upsampled to (T, H, W).
         integrated_gradients and saliency also take ``noise_tunnel=n`` (SmoothGrad over n noisy copies,

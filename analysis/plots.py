@@ -2,7 +2,8 @@
 
 Heatmaps use a diverging colormap centred at 0 with one symmetric colour range per figure, so colours are
 comparable across panels; axes are labelled in offsets (query - key, in tokens of the unit's grid).
-Every function returns a `matplotlib.figure.Figure`; `save_figure` writes PNG/PDF/SVG and `figure_bytes`
+Every function returns a `matplotlib.figure.Figure` built without pyplot (no global figure registry, no
+backend switch: safe in the app's threads, and notebooks still display it); `save_figure` writes PNG/PDF/SVG and `figure_bytes`
 gives the bytes for a download button.
 """
 
@@ -14,16 +15,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import CenteredNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg", force=False)  # no display needed; a notebook's inline backend still wins if set first
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import CenteredNorm  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from analysis.biases import BiasTable, select  # noqa: E402
-from analysis.errors import AnalysisError  # noqa: E402
+from analysis.biases import BiasTable, select
+from analysis.errors import AnalysisError
 
 CMAP = "RdBu_r"
 FORMATS = ("png", "pdf", "svg")
@@ -61,7 +60,7 @@ def temporal_profile(table: BiasTable, spatial_offset: Sequence[int] = (0, 0)) -
     raise AnalysisError(f"{table.name} has no temporal offsets; use plot_group_grid")
 
 
-def _heatmap(ax: plt.Axes, image: np.ndarray, norm: CenteredNorm, title: str, labels: bool = True):
+def _heatmap(ax: Axes, image: np.ndarray, norm: CenteredNorm, title: str, labels: bool = True):
     """One offset-indexed 2-D map (rows Δh, columns Δw) with offset-labelled axes."""
     rh, rw = (image.shape[0] - 1) // 2, (image.shape[1] - 1) // 2
     im = ax.imshow(image, cmap=CMAP, norm=norm, extent=(-rw - 0.5, rw + 0.5, rh + 0.5, -rh - 0.5),
@@ -79,8 +78,8 @@ def _heatmap(ax: plt.Axes, image: np.ndarray, norm: CenteredNorm, title: str, la
 def _grid(n: int, ncols: int, panel: float = 1.6, extra_w: float = 0.9) -> tuple[Figure, np.ndarray]:
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel * ncols + extra_w, panel * nrows + 0.6),
-                             squeeze=False, layout="constrained")
+    fig = Figure(figsize=(panel * ncols + extra_w, panel * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes
@@ -114,13 +113,13 @@ def plot_joint_slices(table: BiasTable, group: int = 0, ncols: int = 8) -> Figur
     return fig
 
 
-def plot_temporal_curves(table: BiasTable, spatial_offset: Sequence[int] = (0, 0), ax: plt.Axes | None = None) -> Figure:
+def plot_temporal_curves(table: BiasTable, spatial_offset: Sequence[int] = (0, 0), ax: Axes | None = None) -> Figure:
     """Bias against Δt, one curve per group (a spatiotemporal unit at a fixed spatial offset)."""
     curves = temporal_profile(table, spatial_offset)
-    fig = ax.figure if ax is not None else plt.figure(figsize=(5, 3), layout="constrained")
+    fig = ax.figure if ax is not None else Figure(figsize=(5, 3), layout="constrained")
     ax = ax if ax is not None else fig.add_subplot()
     offsets = table.offsets(0)
-    colours = plt.get_cmap("viridis")(np.linspace(0, 1, len(curves)))
+    colours = matplotlib.colormaps["viridis"](np.linspace(0, 1, len(curves)))
     for g, (curve, colour) in enumerate(zip(curves, colours)):
         ax.plot(offsets, curve, marker=".", color=colour, lw=1, label=f"group {g}")
     ax.axhline(0, color="0.6", lw=0.6)
@@ -150,15 +149,15 @@ def plot_stage_grid(tables: Iterable[BiasTable], stage: int, unit: str, dt: int 
     """Every block of a stage for one unit kind: rows are blocks, columns are groups (curves for temporal)."""
     picked = select(tables, stage=stage, unit=unit)
     if unit == "temporal":
-        fig, axes = plt.subplots(len(picked), 1, figsize=(5, 2.6 * len(picked)), squeeze=False,
-                                 layout="constrained")
+        fig = Figure(figsize=(5, 2.6 * len(picked)), layout="constrained")
+        axes = fig.subplots(len(picked), 1, squeeze=False)
         for ax, table in zip(axes[:, 0], picked):
             plot_temporal_curves(table, ax=ax)
         return fig
     maps = [spatial_slice(t, dt) for t in picked]
     groups = maps[0].shape[0]
-    fig, axes = plt.subplots(len(picked), groups, figsize=(1.3 * groups + 0.9, 1.4 * len(picked) + 0.6),
-                             squeeze=False, layout="constrained")
+    fig = Figure(figsize=(1.3 * groups + 0.9, 1.4 * len(picked) + 0.6), layout="constrained")
+    axes = fig.subplots(len(picked), groups, squeeze=False)
     norm = _norm(maps)
     for row, (table, block_maps) in enumerate(zip(picked, maps)):
         for g, image in enumerate(block_maps):
@@ -174,7 +173,8 @@ def plot_difference(after: BiasTable, before: BiasTable, group: int = 0, dt: int
     diff = after - before
     after.check_group(group)
     if after.unit == "temporal":
-        fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
+        fig = Figure(figsize=(5, 3), layout="constrained")
+        ax = fig.subplots()
         offsets = after.offsets(0)
         ax.plot(offsets, before.table[group], label="before", color="0.5")
         ax.plot(offsets, after.table[group], label="after", color="C0")
@@ -185,7 +185,8 @@ def plot_difference(after: BiasTable, before: BiasTable, group: int = 0, dt: int
         ax.set_title(f"{after.name}, group {group}", fontsize=9)
         return fig
     panels = [spatial_slice(t, dt)[group] for t in (before, after, diff)]
-    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8), layout="constrained")
+    fig = Figure(figsize=(7.5, 2.8), layout="constrained")
+    axes = fig.subplots(1, 3)
     shared = _norm(panels[:2])
     _heatmap(axes[0], panels[0], shared, "before")
     im = _heatmap(axes[1], panels[1], shared, "after", labels=False)
@@ -198,10 +199,10 @@ def plot_difference(after: BiasTable, before: BiasTable, group: int = 0, dt: int
 
 
 def plot_temporal_importance(importance: np.ndarray, title: str = "temporal importance",
-                             ax: plt.Axes | None = None) -> Figure:
+                             ax: Axes | None = None) -> Figure:
     """A per-frame importance curve (e.g. `Attribution.temporal_importance()`) as bars over frame index."""
     importance = np.asarray(importance, dtype=float)
-    fig = ax.figure if ax is not None else plt.figure(figsize=(5, 2.5), layout="constrained")
+    fig = ax.figure if ax is not None else Figure(figsize=(5, 2.5), layout="constrained")
     ax = ax if ax is not None else fig.add_subplot()
     frames = np.arange(len(importance))
     ax.bar(frames, importance, color=np.where(importance >= 0, "C3", "C0"))

@@ -109,5 +109,7 @@ def format_summary(rows: list[dict], columns: Iterable[str] = SUMMARY_COLUMNS) -
     """The summary rows as a Markdown table (for notebooks, the README and the app)."""
     columns = list(columns)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
+    for row in rows:
+        cells = ["x".join(map(str, row[c])) if c == "window" else _cell(row[c]) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -39,3 +39,22 @@ def test_pointing_game_beats_random_on_synthmotion(bundled):
     print(report.format())
     assert report.mean > report.random_mean + 0.05, report.format()
     assert report.win_rate > 0.5, report.format()
+
+
+@pytest.mark.slow
+def test_readme_analysis_snippets_run(bundled, tmp_path, monkeypatch):
+    """The README's analysis section runs as written (its snippets load the bundled checkpoint)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Analysis: learned biases and attributions"):]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    for name in ("spatial.png", "spatial.pdf", "spatial.svg", "stage2.png", "biases.html", "ig.mp4", "ig_strip.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert namespace["curve"].shape == (int(namespace["meta"]["num_frames"]),)

@@ -4,11 +4,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from analysis import AnalysisError, BiasTable, interactive, plots  # noqa: E402  # noqa: E402
+from analysis import AnalysisError, BiasTable, interactive, plots  # noqa: E402
 
 WINDOWS = {"temporal": (4,), "spatial": (3, 3), "spatiotemporal": (3, 2, 3)}
 MAGIC = {"png": b"\x89PNG", "pdf": b"%PDF", "svg": b"<svg"}
@@ -19,12 +18,6 @@ def make_table(unit, groups=3, seed=0, block=0):
     rng = np.random.default_rng(seed)
     values = rng.normal(size=(groups, *[2 * w - 1 for w in window])).astype(np.float32)
     return BiasTable(1, block, unit, window, values, np.zeros(int(np.prod(window)), np.float32))
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.mark.parametrize("unit", list(WINDOWS))

@@ -58,4 +58,4 @@ def test_summary_rows_and_markdown():
     text = format_summary(rows)
     lines = text.splitlines()
     assert len(lines) == 4 and lines[0].startswith("| stage | block | unit")
-    assert "nan" in lines[3] and "(-1, 1)" in lines[3]
+    assert "nan" in lines[3] and "(-1, 1)" in lines[3] and "| 2x2 |" in lines[3] and "| 3 |" in lines[2]
