@@ -9,6 +9,7 @@ the old one, so a process killed at any moment leaves either the previous or the
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -73,6 +74,8 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"no training checkpoint at {path}") from None
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path.name} holds pickled Python objects: refused (weights_only=True loading)") from None
     except Exception as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f"{path.name} is not a readable training checkpoint ({first})") from None
