@@ -90,8 +90,8 @@ stages = sorted({t.stage for t in tables})
 figures = {}
 for stage in stages:
     if any(t.unit == "spatial" for t in tables if t.stage == stage):
-        figures[f"stage{stage}_spatial"] = plots.plot_stage_grid(tables, stage, "spatial")
-        plt.show()
+        figures[f"stage{stage}_spatial"] = fig = plots.plot_stage_grid(tables, stage, "spatial")
+        display(fig)
 
 # %% [markdown]
 # ## Temporal tables, per stage: one curve per group
@@ -102,8 +102,8 @@ for stage in stages:
 # %%
 for stage in stages:
     if any(t.unit == "temporal" for t in tables if t.stage == stage):
-        figures[f"stage{stage}_temporal"] = plots.plot_stage_grid(tables, stage, "temporal")
-        plt.show()
+        figures[f"stage{stage}_temporal"] = fig = plots.plot_stage_grid(tables, stage, "temporal")
+        display(fig)
 
 # %% [markdown]
 # ### Interactive explorer
@@ -151,10 +151,9 @@ plt.show()
 # %%
 first_spatial = select(tables, unit="spatial")[0]
 first_temporal = select(tables, unit="temporal")[0]
-plots.plot_difference(first_spatial, get_table(initial, first_spatial.stage, first_spatial.block, "spatial"))
-plt.show()
-plots.plot_difference(first_temporal, get_table(initial, first_temporal.stage, first_temporal.block, "temporal"))
-plt.show()
+display(plots.plot_difference(first_spatial, get_table(initial, first_spatial.stage, first_spatial.block, "spatial")))
+display(plots.plot_difference(first_temporal, get_table(initial, first_temporal.stage, first_temporal.block,
+                                                        "temporal")))
 
 # %% [markdown]
 # ## Paper-ready exports
