@@ -45,8 +45,17 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from analysis import compare_biases, format_summary, get_table, relative_position_biases, select, summary, table_stats
-from analysis import interactive, plots
+from analysis import (
+    compare_biases,
+    format_summary,
+    get_table,
+    interactive,
+    plots,
+    relative_position_biases,
+    select,
+    summary,
+    table_stats,
+)
 from analysis.reversal import time_reversal_report
 from posmlp_video.checkpoint import load_checkpoint
 from posmlp_video.models import PosMLPVideo
@@ -159,13 +168,14 @@ display(plots.plot_difference(first_temporal, get_table(initial, first_temporal.
 # ## Paper-ready exports
 #
 # `analysis.plots.save_figure` writes a figure as PNG (150 dpi), PDF and SVG (vector, editable text), and
-# the summary table goes out as Markdown and CSV.
+# the summary table goes out as Markdown and CSV. `EXPORT` picks the figures (all of them with
+# `EXPORT = list(figures)`; the many-panel grids take a while as SVG).
 
 # %%
+EXPORT = ["stage0_spatial", "stage0_temporal", "trained_vs_initial"]
 export_dir = OUT / "figures"
-written = []
-for name, fig in figures.items():
-    written += plots.save_figure(fig, export_dir / name, formats=("png", "pdf", "svg"))
+for name in EXPORT:
+    plots.save_figure(figures[name], export_dir / name, formats=("png", "pdf", "svg"))
 (export_dir / "table_summary.md").write_text(format_summary(rows) + "\n", encoding="utf-8")
 with open(export_dir / "table_summary.csv", "w", encoding="utf-8") as f:
     f.write(",".join(rows[0]) + "\n")

@@ -45,13 +45,22 @@ OUT.mkdir(parents=True, exist_ok=True)
 POINTING_CLIPS = 96 if FULL else 12  # clips per method in the pointing game
 IG_STEPS = 32 if FULL else 8  # integrated-gradients steps (Gauss-Legendre)
 SEED = 1000  # SynthMotion seed: never used in training
+OCCLUSION_PATCH = (2, 8, 8)  # occluded block: frames x pixels x pixels
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Video, display
 
-from analysis import align_mask, attribute, frame_strip, overlay_video, pointing_game, pointing_game_report, plots
+from analysis import (
+    align_mask,
+    attribute,
+    frame_strip,
+    overlay_video,
+    plots,
+    pointing_game,
+    pointing_game_report,
+)
 from posmlp_video.checkpoint import load_checkpoint
 from posmlp_video.data import SynthMotion
 
@@ -73,7 +82,7 @@ item = clips[1]
 mask = align_mask(item["mask"], meta)
 results = {
     "integrated_gradients": attribute(model, item["video"], "integrated_gradients", meta=meta, steps=IG_STEPS),
-    "occlusion": attribute(model, item["video"], "occlusion", meta=meta),
+    "occlusion": attribute(model, item["video"], "occlusion", meta=meta, patch=OCCLUSION_PATCH),
     "frame_occlusion": attribute(model, item["video"], "frame_occlusion", meta=meta),
     "grad_cam": attribute(model, item["video"], "grad_cam", meta=meta),
 }
@@ -107,7 +116,7 @@ plt.show()
 # %% [markdown]
 # ### Grad-CAM at every stage
 #
-# Deeper stages have coarser grids (8x8, 4x4, 2x2 and 1x1 tokens for 64-pixel inputs), so their maps are
+# Deeper stages have coarser token grids (the input size divided by 4, 8, 16 and 32), so their maps are
 # blurrier after upsampling.
 
 # %%
@@ -132,15 +141,15 @@ display(Video(str(video_path), embed=True, width=512))
 #
 # For every clip we explain the **true** class, keep the top 10% of `|attribution|` over the whole clip, and
 # measure the share of that mass on the acting object's pixels. A random map scores about the object's share
-# of the pixels; that is the baseline every method must beat. Occlusion (64 forward passes per clip) runs on
-# a third of the clips to save time.
+# of the pixels; that is the baseline every method must beat. Occlusion (one forward pass per occluded
+# patch) runs on a third of the clips to save time.
 
 # %%
 methods = {
     "grad_cam": dict(num_clips=POINTING_CLIPS),
     "saliency": dict(num_clips=POINTING_CLIPS),
     "integrated_gradients": dict(num_clips=POINTING_CLIPS, steps=IG_STEPS),
-    "occlusion": dict(num_clips=max(4, POINTING_CLIPS // 3)),
+    "occlusion": dict(num_clips=max(4, POINTING_CLIPS // 3), patch=OCCLUSION_PATCH),
 }
 reports = {name: pointing_game_report(model, meta, seed=SEED, method=name, **kwargs)
            for name, kwargs in methods.items()}

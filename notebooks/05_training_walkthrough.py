@@ -39,6 +39,7 @@ TRAIN_CLIPS = 1024 if FULL else 64  # SynthMotion clips per epoch (fresh clips e
 VAL_CLIPS = 384 if FULL else 48
 FIRST_EPOCHS, TOTAL_EPOCHS = (6, 8) if FULL else (2, 3)  # train, "get interrupted", resume to the total
 EVAL_CLIPS = 600 if FULL else 96  # held-out clips for the final evaluations
+BUNDLED = os.environ.get("POSMLP_NB_CHECKPOINT") or None  # the fully trained model to compare with (None = bundled)
 
 # %%
 import json
@@ -48,7 +49,6 @@ import sys
 import matplotlib.pyplot as plt
 import torch
 import yaml
-from IPython.display import Markdown, display
 
 import posmlp_video
 from posmlp_video.checkpoint import load_checkpoint, read_meta
@@ -194,7 +194,7 @@ def show_confusion(result, title):
 
 short_result, _ = evaluate(exported)
 show_confusion(short_result, f"short run ({TOTAL_EPOCHS} epochs x {TRAIN_CLIPS} clips)")
-bundled_result, bundled_meta = evaluate(None)
+bundled_result, bundled_meta = evaluate(BUNDLED)
 show_confusion(bundled_result, "bundled checkpoint")
 
 # %%
