@@ -180,7 +180,9 @@ axes[1].set_title("per clip: above the diagonal = beats random", fontsize=9)
 plt.show()
 
 # %% [markdown]
-# Per class (Grad-CAM and IG): classes whose object is small or fades out are harder to point at.
+# Per class (Grad-CAM and IG), with the random baseline of the same clips: the object's share of the
+# pixels differs a lot between classes (a growing object covers more than a moving one), so compare each
+# score with its own baseline.
 
 # %%
 class_names = meta["class_names"]

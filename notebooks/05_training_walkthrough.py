@@ -49,6 +49,7 @@ import sys
 import matplotlib.pyplot as plt
 import torch
 import yaml
+from IPython.display import Image, display
 
 import posmlp_video
 from posmlp_video.checkpoint import load_checkpoint, read_meta
@@ -160,19 +161,18 @@ print({k: short_eval[k] for k in ("clips", "views", "top1", "top5")})
 print("wrote", sorted(p.name for p in (OUT / "eval_short").iterdir()))
 
 # %% [markdown]
-# The same from Python, with the confusion matrix in hand: first our short run, then the bundled checkpoint
-# (the same recipe trained in full). Rows are true classes, columns predictions; SynthMotion's classes come
-# in time-reversed pairs (0/1, 2/3, ...), so a model that misreads frame order confuses the 2x2 blocks on
-# the diagonal.
+# The confusion matrix it wrote (`confusion_matrix.png`; counts in `confusion_matrix.csv`, rows are true
+# classes, columns predictions):
 
 # %%
-def evaluate(checkpoint):
-    model, meta = load_checkpoint(checkpoint)
-    dataset, names = eval_dataset("synthmotion", meta, num_clips=EVAL_CLIPS, seed=1000)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=16)
-    return evaluate_model(model, loader, names, torch.device("cpu")), meta
+display(Image(filename=str(OUT / "eval_short" / "confusion_matrix.png"), width=520))
 
+# %% [markdown]
+# The same from Python, with the confusion matrix in hand, for the bundled checkpoint (the same recipe
+# trained in full). SynthMotion's classes come in time-reversed pairs (0/1, 2/3, ...), so a model that
+# misreads frame order fills the off-diagonal cells of the 2x2 blocks along the diagonal.
 
+# %%
 def show_confusion(result, title):
     rates = (result.confusion.float() / result.confusion.sum(1, keepdim=True).clamp(min=1)).numpy()
     fig, ax = plt.subplots(figsize=(6.5, 5.5), layout="constrained")
@@ -192,9 +192,10 @@ def show_confusion(result, title):
     plt.show()
 
 
-short_result, _ = evaluate(exported)
-show_confusion(short_result, f"short run ({TOTAL_EPOCHS} epochs x {TRAIN_CLIPS} clips)")
-bundled_result, bundled_meta = evaluate(BUNDLED)
+bundled_model, bundled_meta = load_checkpoint(BUNDLED)
+dataset, names = eval_dataset("synthmotion", bundled_meta, num_clips=EVAL_CLIPS, seed=1000)
+loader = torch.utils.data.DataLoader(dataset, batch_size=16)
+bundled_result = evaluate_model(bundled_model, loader, names, torch.device("cpu"))
 show_confusion(bundled_result, "bundled checkpoint")
 
 # %%
