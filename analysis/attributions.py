@@ -114,6 +114,14 @@ def _baseline(baseline: str | np.ndarray, x: torch.Tensor, video: np.ndarray, me
     raise AnalysisError(f"unknown baseline {baseline!r}; use 'mean', 'black' or a uint8 clip")
 
 
+def _positive(options: dict[str, Any], name: str, default: int) -> int:
+    """Pop an integer option that must be >= 1."""
+    value = options.pop(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise AnalysisError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def _triple(value: int | Sequence[int], name: str) -> tuple[int, int, int]:
     values = (value,) * 3 if isinstance(value, int) else tuple(int(v) for v in value)
     if len(values) != 3 or min(values) < 1:
@@ -143,19 +151,20 @@ def _stage_tap(model: nn.Module, stage: int) -> tuple[nn.Module, Any]:
 def _run(method: str, model: nn.Module, x: torch.Tensor, base: torch.Tensor, target: int,
          options: dict[str, Any]) -> tuple[torch.Tensor, float | None]:
     """(attribution (T, H, W), delta or None) for one method; `options` is consumed."""
-    nt_samples = int(options.pop("noise_tunnel", 0) or 0)
+    nt_samples = _positive(options, "noise_tunnel", 1) if options.get("noise_tunnel") else 0
+    options.pop("noise_tunnel", None)
     nt_stdev = float(options.pop("nt_stdev", 0.1))
     smooth = {}
     if nt_samples:
         smooth = dict(nt_type="smoothgrad", nt_samples=nt_samples, stdevs=nt_stdev,
-                      nt_samples_batch_size=options.pop("nt_samples_batch_size", 1))
+                      nt_samples_batch_size=_positive(options, "nt_samples_batch_size", 1))
 
     def maybe_smoothed(algorithm: Any) -> Any:
         return NoiseTunnel(algorithm) if nt_samples else algorithm
 
     if method == "integrated_gradients":
-        steps = int(options.pop("steps", 32))
-        batch = int(options.pop("internal_batch_size", 8))
+        steps = _positive(options, "steps", 32)
+        batch = _positive(options, "internal_batch_size", 8)
         ig_method = options.pop("ig_method", "gausslegendre")
         attr, delta = maybe_smoothed(IntegratedGradients(model)).attribute(
             x, baselines=base, target=target, n_steps=steps, method=ig_method, internal_batch_size=batch,
@@ -173,7 +182,7 @@ def _run(method: str, model: nn.Module, x: torch.Tensor, base: torch.Tensor, tar
             patch = stride = (1, H, W)
         attr = Occlusion(model).attribute(
             x, sliding_window_shapes=(3, *patch), strides=(3, *stride), baselines=base, target=target,
-            perturbations_per_eval=int(options.pop("perturbations_per_eval", 4)))
+            perturbations_per_eval=_positive(options, "perturbations_per_eval", 4))
         values = attr[0].mean(0)
         # one score per frame, spread evenly so that a frame's values sum to its logit drop
         return (values / (H * W) if method == "frame_occlusion" else values), None
@@ -216,6 +225,8 @@ def attribute(
         raise AnalysisError(f"unknown option(s) for {method}: {', '.join(unknown)} (it takes {', '.join(OPTIONS[method])})")
     x, frames = prepare(video, meta)
     base = _baseline(baseline, x, video, meta)
+    device = next(model.parameters(), torch.empty(0)).device
+    x, base = x.to(device), base.to(device)
     options = dict(options)
     recorded = dict(options, baseline=baseline if isinstance(baseline, str) else "clip")
     was_training = model.training
@@ -235,7 +246,7 @@ def attribute(
         model.train(was_training)
     names = (meta or {}).get("class_names")
     return Attribution(
-        values=values.detach().float().numpy().astype(np.float32), clip=frames, target=target,
+        values=values.detach().float().cpu().numpy(), clip=frames, target=target,
         method=method + ("+noise_tunnel" if recorded.get("noise_tunnel") else ""), delta=delta,
         logit_change=float(logits[0, target] - logits[1, target]), logit=float(logits[0, target]),
         probability=float(logits[0].softmax(0)[target]),

@@ -51,7 +51,7 @@ def main() -> None:
                       args.out / "ig_temporal.png", dpi=100)
     print(f"IG on one clip: target {result.target_name!r}, logit change {result.logit_change:.3f}, "
           f"delta {result.delta:.2e} ({result.relative_delta:.2%})")
-    for method, options in (("integrated_gradients", dict(steps=16)), ("grad_cam", dict(stage=-2))):
+    for method, options in (("integrated_gradients", dict(steps=8)), ("grad_cam", dict(stage=-2))):
         print(pointing_game_report(model, meta, num_clips=args.clips, seed=777, method=method, **options).format())
 
 

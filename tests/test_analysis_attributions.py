@@ -117,6 +117,7 @@ def test_bad_input_gives_one_line_errors():
         (dict(video=clip, baseline="white"), "unknown baseline"),
         (dict(video=clip, method="saliency", steps=3), "unknown option"),
         (dict(video=clip, method="occlusion", patch=(0, 8, 8)), "patch must be"),
+        (dict(video=clip, steps=0), "steps must be a positive integer"),
         (dict(video=clip, method="occlusion", noise_tunnel=2), "unknown option.*noise_tunnel"),
     ]
     for kwargs, message in cases:

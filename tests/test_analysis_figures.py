@@ -99,3 +99,14 @@ def test_plotly_explorer_dropdown_selects_each_unit():
     assert buttons[1].args[0]["visible"] == [False, False, False, True, False]
     assert [bool(t.visible) for t in fig.data] == [True, True, True, False, False]
     fig.to_html(include_plotlyjs=False)
+
+
+def test_temporal_importance_figures():
+    curve = np.array([0.5, -0.25, 2.0, 0.0])
+    fig = plots.plot_temporal_importance(curve, title="IG per frame")
+    bars = fig.axes[0].patches
+    assert [b.get_height() for b in bars] == pytest.approx(curve.tolist())
+    assert fig.axes[0].get_title() == "IG per frame"
+    assert plots.figure_bytes(fig, "pdf").startswith(b"%PDF")
+    bar = interactive.temporal_importance_figure(curve).data[0]
+    assert list(bar.y) == pytest.approx(curve.tolist()) and list(bar.x) == [0, 1, 2, 3]
