@@ -75,6 +75,29 @@ class BiasTable:
         values = self.table[(slice(None), *idx)]
         return values if group is None else float(values[group])
 
+    def spatial_slice(self, dt: int = 0) -> np.ndarray:
+        """``(groups, 2h-1, 2w-1)``: a spatial table, or the Δt = `dt` slice of a spatiotemporal one."""
+        if self.unit == "spatial":
+            return self.table
+        if self.unit == "spatiotemporal":
+            wt = self.window[0]
+            if not -wt < dt < wt:
+                raise AnalysisError(f"dt={dt} is outside {self.name}'s temporal offsets ±{wt - 1}")
+            return self.table[:, dt + wt - 1]
+        raise AnalysisError(f"{self.name} has no spatial offsets; show it as temporal curves")
+
+    def temporal_profile(self, spatial_offset: Sequence[int] = (0, 0)) -> np.ndarray:
+        """``(groups, 2t-1)``: a temporal table, or a spatiotemporal one along Δt at a fixed (Δh, Δw)."""
+        if self.unit == "temporal":
+            return self.table
+        if self.unit == "spatiotemporal":
+            _, wh, ww = self.window
+            dh, dw = spatial_offset
+            if not (-wh < dh < wh and -ww < dw < ww):
+                raise AnalysisError(f"spatial offset {tuple(spatial_offset)} is outside {self.name}'s window")
+            return self.table[:, :, dh + wh - 1, dw + ww - 1]
+        raise AnalysisError(f"{self.name} has no temporal offsets; show it as spatial maps")
+
     def matrix(self) -> np.ndarray:
         """The expanded ``(groups, N, N)`` token-mixing weights the unit applies inside one window.
 

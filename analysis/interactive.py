@@ -14,7 +14,6 @@ import numpy as np
 import plotly.graph_objects as go
 
 from analysis.biases import BiasTable, get_table
-from analysis.plots import spatial_slice, temporal_profile
 
 COLORSCALE = "RdBu_r"
 HOVER_MAP = "group %{customdata[0]}<br>Δt=%{customdata[1]}, Δh=%{customdata[2]}, Δw=%{customdata[3]}<br>bias=%{z:.4g}<extra></extra>"
@@ -61,14 +60,14 @@ def bias_heatmap(table: BiasTable, group: int | None = None, dt: int = 0, ncols:
         offsets = table.offsets(0)
         trace = _mosaic_trace(table.table[group], [(group, d) for d in offsets], ncols, table.name)
         return _map_layout(go.Figure(trace), f"{table.name}, group {group}: Δt = {offsets[0]} .. {offsets[-1]}")
-    maps = spatial_slice(table, dt)
+    maps = table.spatial_slice(dt)
     trace = _mosaic_trace(maps, [(g, dt) for g in range(len(maps))], ncols, table.name)
     suffix = f", Δt = {dt}" if table.unit == "spatiotemporal" else ""
     return _map_layout(go.Figure(trace), f"{table.name}{suffix}: groups 0..{len(maps) - 1}")
 
 
 def _curve_traces(table: BiasTable, spatial_offset: Sequence[int]) -> list[go.Scatter]:
-    curves, offsets = temporal_profile(table, spatial_offset), table.offsets(0)
+    curves, offsets = table.temporal_profile(spatial_offset), table.offsets(0)
     return [go.Scatter(x=offsets, y=curve, mode="lines+markers", name=f"group {g}", customdata=[g] * len(offsets),
                        hovertemplate=HOVER_CURVE) for g, curve in enumerate(curves)]
 
@@ -102,7 +101,7 @@ def bias_explorer(tables: Iterable[BiasTable], dt: int = 0, ncols: int = 8) -> g
         if table.unit == "temporal":
             fig.add_traces(_curve_traces(table, (0, 0)))
         else:
-            maps = spatial_slice(table, dt)
+            maps = table.spatial_slice(dt)
             fig.add_trace(_mosaic_trace(maps, [(g, dt) for g in range(len(maps))], ncols, table.name))
         spans.append((start, len(fig.data)))
     buttons = []

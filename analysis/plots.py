@@ -35,31 +35,6 @@ def _norm(values: Iterable[np.ndarray]) -> CenteredNorm:
     return CenteredNorm(vcenter=0.0, halfrange=top if top > 0 else 1.0)
 
 
-def spatial_slice(table: BiasTable, dt: int = 0) -> np.ndarray:
-    """``(groups, 2h-1, 2w-1)``: a spatial table, or the Δt = `dt` slice of a spatiotemporal one."""
-    if table.unit == "spatial":
-        return table.table
-    if table.unit == "spatiotemporal":
-        wt = table.window[0]
-        if not -wt < dt < wt:
-            raise AnalysisError(f"dt={dt} is outside {table.name}'s temporal offsets ±{wt - 1}")
-        return table.table[:, dt + wt - 1]
-    raise AnalysisError(f"{table.name} has no spatial offsets; use plot_temporal_curves")
-
-
-def temporal_profile(table: BiasTable, spatial_offset: Sequence[int] = (0, 0)) -> np.ndarray:
-    """``(groups, 2t-1)``: a temporal table, or a spatiotemporal one along Δt at a fixed (Δh, Δw)."""
-    if table.unit == "temporal":
-        return table.table
-    if table.unit == "spatiotemporal":
-        _, wh, ww = table.window
-        dh, dw = spatial_offset
-        if not (-wh < dh < wh and -ww < dw < ww):
-            raise AnalysisError(f"spatial offset {tuple(spatial_offset)} is outside {table.name}'s window")
-        return table.table[:, :, dh + wh - 1, dw + ww - 1]
-    raise AnalysisError(f"{table.name} has no temporal offsets; use plot_group_grid")
-
-
 def _heatmap(ax: Axes, image: np.ndarray, norm: CenteredNorm, title: str, labels: bool = True):
     """One offset-indexed 2-D map (rows Δh, columns Δw) with offset-labelled axes."""
     rh, rw = (image.shape[0] - 1) // 2, (image.shape[1] - 1) // 2
@@ -87,7 +62,7 @@ def _grid(n: int, ncols: int, panel: float = 1.6, extra_w: float = 0.9) -> tuple
 
 def plot_group_grid(table: BiasTable, dt: int = 0, ncols: int = 8) -> Figure:
     """All groups' spatial offset maps of one unit (a spatiotemporal unit at the Δt = `dt` slice)."""
-    maps = spatial_slice(table, dt)
+    maps = table.spatial_slice(dt)
     fig, axes = _grid(len(maps), ncols)
     norm = _norm([maps])
     for g, (ax, image) in enumerate(zip(axes.flat, maps)):
@@ -115,7 +90,7 @@ def plot_joint_slices(table: BiasTable, group: int = 0, ncols: int = 8) -> Figur
 
 def plot_temporal_curves(table: BiasTable, spatial_offset: Sequence[int] = (0, 0), ax: Axes | None = None) -> Figure:
     """Bias against Δt, one curve per group (a spatiotemporal unit at a fixed spatial offset)."""
-    curves = temporal_profile(table, spatial_offset)
+    curves = table.temporal_profile(spatial_offset)
     fig = ax.figure if ax is not None else Figure(figsize=(5, 3), layout="constrained")
     ax = ax if ax is not None else fig.add_subplot()
     offsets = table.offsets(0)
@@ -154,7 +129,7 @@ def plot_stage_grid(tables: Iterable[BiasTable], stage: int, unit: str, dt: int 
         for ax, table in zip(axes[:, 0], picked):
             plot_temporal_curves(table, ax=ax)
         return fig
-    maps = [spatial_slice(t, dt) for t in picked]
+    maps = [t.spatial_slice(dt) for t in picked]
     groups = maps[0].shape[0]
     fig = Figure(figsize=(1.3 * groups + 0.9, 1.4 * len(picked) + 0.6), layout="constrained")
     axes = fig.subplots(len(picked), groups, squeeze=False)
@@ -184,7 +159,7 @@ def plot_difference(after: BiasTable, before: BiasTable, group: int = 0, dt: int
         ax.legend(fontsize=7)
         ax.set_title(f"{after.name}, group {group}", fontsize=9)
         return fig
-    panels = [spatial_slice(t, dt)[group] for t in (before, after, diff)]
+    panels = [t.spatial_slice(dt)[group] for t in (before, after, diff)]
     fig = Figure(figsize=(7.5, 2.8), layout="constrained")
     axes = fig.subplots(1, 3)
     shared = _norm(panels[:2])

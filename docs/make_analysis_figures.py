@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
-    parser.add_argument("--clips", type=int, default=24, help="clips for the pointing game")
+    parser.add_argument("--clips", type=int, default=24, help="clips for the pointing game (0: skip it)")
     args = parser.parse_args()
     model, meta = load_checkpoint(args.checkpoint)
     tables = relative_position_biases(model)
@@ -52,6 +52,8 @@ def main() -> None:
     print(f"IG on one clip: target {result.target_name!r}, logit change {result.logit_change:.3f}, "
           f"delta {result.delta:.2e} ({result.relative_delta:.2%})")
     for method, options in (("integrated_gradients", dict(steps=8)), ("grad_cam", dict(stage=-2))):
+        if args.clips <= 0:
+            break
         print(pointing_game_report(model, meta, num_clips=args.clips, seed=777, method=method, **options).format())
 
 

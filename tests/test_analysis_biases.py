@@ -55,6 +55,17 @@ def test_table_layout_and_centre(kind):
     np.testing.assert_array_equal(t.offsets(0), np.arange(-(window[0] - 1), window[0]))
     with pytest.raises(AnalysisError, match="outside"):
         t.value(tuple(w for w in window))
+    if kind != "spatial":  # Δt profile, at (Δh, Δw) = (1, -1) for the joint unit
+        spatial = (1, -1) if kind == "spatiotemporal" else ()
+        profile = t.temporal_profile(spatial or (0, 0))
+        for dt in range(-(window[0] - 1), window[0]):
+            assert profile[2, dt + window[0] - 1] == code((dt, *spatial), 2)
+    if kind != "temporal":  # Δh x Δw maps, at Δt = -1 for the joint unit
+        dts = (-1,) if kind == "spatiotemporal" else ()
+        maps = t.spatial_slice(dts[0] if dts else 0)
+        wh, ww = window[-2:]
+        assert maps.shape == (3, 2 * wh - 1, 2 * ww - 1)
+        assert maps[1, 0, 2 * ww - 2] == code((*dts, -(wh - 1), ww - 1), 1)
 
 
 @pytest.mark.parametrize("kind", list(WINDOWS))

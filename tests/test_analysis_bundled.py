@@ -21,6 +21,7 @@ def clips(meta, num_clips, seed):
     return SynthMotion(num_clips, seed=seed, num_frames=int(meta["num_frames"]), size=tuple(meta["input_size"]))
 
 
+@pytest.mark.slow
 def test_integrated_gradients_completeness_on_bundled_model(bundled):
     model, meta = bundled
     data = clips(meta, 3, seed=2024)

@@ -38,7 +38,7 @@ def test_matplotlib_figures_render_and_save(unit, tmp_path):
         image = fig.axes[2].images[0]  # group 2 (spatiotemporal: at Δt = 0)
         expected = table.table[2] if unit == "spatial" else table.table[2, 2]
         np.testing.assert_allclose(image.get_array(), expected)
-        top = np.abs(plots.spatial_slice(table, 0)).max()
+        top = np.abs(table.spatial_slice(0)).max()
         assert image.norm.vcenter == 0 and image.norm.vmin == pytest.approx(-top)
         left, right, bottom, top_edge = image.get_extent()
         assert (left, right) == (-table.window[-1] + 0.5, table.window[-1] - 0.5)  # offsets centred on 0
