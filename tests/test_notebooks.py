@@ -9,6 +9,7 @@ and checks it ran without error and displayed at least one figure.
 from __future__ import annotations
 
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -66,9 +67,11 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("POSMLP_NB_OUT", str(tmp_path / "out"))
     before = sorted(p.name for p in (ROOT / "notebooks").iterdir())
     nb = nbformat.read(path, as_version=4)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     NotebookClient(nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
-    print(f"{path.name}: {time.perf_counter() - start:.1f} s")
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)  # the kernel, once it has exited
+    print(f"{path.name}: {time.perf_counter() - start:.1f} s wall, "
+          f"{used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime:.1f} s CPU, load {os.getloadavg()[0]:.1f}")
     errors = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
               if out.output_type == "error"]
     assert not errors
