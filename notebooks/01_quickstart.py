@@ -34,6 +34,9 @@ CHECKPOINT = os.environ.get("POSMLP_NB_CHECKPOINT") or None
 OUT = Path(os.environ.get("POSMLP_NB_OUT") or tempfile.mkdtemp(prefix="posmlp_nb01_"))
 OUT.mkdir(parents=True, exist_ok=True)
 SEED = 1000  # SynthMotion seed for test clips: the bundled model was trained on seed 0, validated on seed 1
+# Torch threads: these models are small, and on a shared machine extra threads mostly spin-wait (many
+# times slower under load); raise it on a dedicated multi-core machine.
+THREADS = int(os.environ.get("POSMLP_NB_THREADS", "1"))
 
 # %%
 import matplotlib.pyplot as plt
@@ -46,6 +49,7 @@ from posmlp_video.data import SynthMotion, write_mp4
 from posmlp_video.predict import Predictor
 
 torch.manual_seed(0)
+torch.set_num_threads(THREADS)
 print("posmlp_video from", Path(posmlp_video.__file__).parent, "| torch", torch.__version__,
       "| threads", torch.get_num_threads())
 print("outputs go to", OUT)

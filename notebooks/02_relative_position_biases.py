@@ -38,6 +38,9 @@ CHECKPOINT = os.environ.get("POSMLP_NB_CHECKPOINT") or None  # None = the bundle
 OUT = Path(os.environ.get("POSMLP_NB_OUT") or tempfile.mkdtemp(prefix="posmlp_nb02_"))
 OUT.mkdir(parents=True, exist_ok=True)
 REVERSAL_CLIPS = 48  # clips for the time-reversal check at the end (the numbers below: 48; 600 for tighter ones)
+# Torch threads: these models are small, and on a shared machine extra threads mostly spin-wait (many
+# times slower under load); raise it on a dedicated multi-core machine.
+THREADS = int(os.environ.get("POSMLP_NB_THREADS", "1"))
 
 # %%
 import matplotlib.pyplot as plt
@@ -61,6 +64,7 @@ from posmlp_video.checkpoint import load_checkpoint
 from posmlp_video.models import PosMLPVideo
 
 # %matplotlib inline
+torch.set_num_threads(THREADS)
 
 model, meta = load_checkpoint(CHECKPOINT)
 tables = relative_position_biases(model)

@@ -51,10 +51,14 @@ IG_STEPS = 32 if FULL else 8  # integrated-gradients steps (Gauss-Legendre)
 SEED = 1000  # SynthMotion seed: never used in training
 OCCLUSION_PATCH = (2, 8, 8)  # occluded block: frames x pixels x pixels
 GRAD_CAM_STAGE = 0  # the finest stage: at 32-pixel inputs the last stage is a single token (see below)
+# Torch threads: these models are small, and on a shared machine extra threads mostly spin-wait (many
+# times slower under load); raise it on a dedicated multi-core machine.
+THREADS = int(os.environ.get("POSMLP_NB_THREADS", "1"))
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from IPython.display import Video, display
 
 from analysis import (
@@ -70,6 +74,7 @@ from posmlp_video.checkpoint import load_checkpoint
 from posmlp_video.data import SynthMotion
 
 # %matplotlib inline
+torch.set_num_threads(THREADS)
 
 model, meta = load_checkpoint(CHECKPOINT)
 clips = SynthMotion(12, seed=SEED, num_frames=int(meta["num_frames"]), size=tuple(meta["input_size"]))

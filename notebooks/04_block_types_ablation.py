@@ -62,6 +62,9 @@ else:
                         gammas=[2, 4, 8, 16])
     TRAIN_CLIPS, VAL_CLIPS, EPOCHS, TEST_CLIPS = 192, 32, 1, 96
 REFERENCE = os.environ.get("POSMLP_NB_CHECKPOINT") or None  # trained reference row (None = bundled checkpoint)
+# Torch threads: these models are small, and on a shared machine extra threads mostly spin-wait (many
+# times slower under load); raise it on a dedicated multi-core machine.
+THREADS = int(os.environ.get("POSMLP_NB_THREADS", "1"))
 
 # %%
 import json
@@ -69,6 +72,7 @@ import shutil
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from IPython.display import Markdown, display
 
 import posmlp_video
@@ -79,6 +83,7 @@ from posmlp_video.train.config import load_config
 from posmlp_video.train.engine import train
 
 # %matplotlib inline
+torch.set_num_threads(THREADS)
 
 RECIPE = Path(posmlp_video.__file__).resolve().parents[1] / "configs" / "synthmotion_xs.yaml"
 

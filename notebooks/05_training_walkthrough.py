@@ -41,6 +41,9 @@ VAL_CLIPS = 384 if FULL else 48
 FIRST_EPOCHS, TOTAL_EPOCHS = (6, 8) if FULL else (2, 3)  # train, "get interrupted", resume to the total
 EVAL_CLIPS = 600 if FULL else 96  # held-out clips for the final evaluations
 BUNDLED = os.environ.get("POSMLP_NB_CHECKPOINT") or None  # the fully trained model to compare with (None = bundled)
+# Torch threads: these models are small, and on a shared machine extra threads mostly spin-wait (many
+# times slower under load); raise it on a dedicated multi-core machine.
+THREADS = int(os.environ.get("POSMLP_NB_THREADS", "1"))
 
 # %%
 import json
@@ -63,6 +66,7 @@ from posmlp_video.train.data import eval_dataset
 from posmlp_video.train.engine import train
 
 # %matplotlib inline
+torch.set_num_threads(THREADS)
 
 REPO = Path(posmlp_video.__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -158,7 +162,8 @@ plt.show()
 exported = Path(resumed["model"])
 command = [sys.executable, "-m", "posmlp_video", "eval", "--checkpoint", str(exported), "--num-clips",
            str(EVAL_CLIPS), "--seed", "1000", "--output", str(OUT / "eval_short"), "--json"]
-out = subprocess.run(command, capture_output=True, text=True, check=True)
+out = subprocess.run(command, capture_output=True, text=True, check=True,
+                     env={**os.environ, "OMP_NUM_THREADS": str(THREADS)})
 short_eval = json.loads(out.stdout)
 print({k: short_eval[k] for k in ("clips", "views", "top1", "top5")})
 print("wrote", sorted(p.name for p in (OUT / "eval_short").iterdir()))
