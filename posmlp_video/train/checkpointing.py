@@ -74,9 +74,9 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"no training checkpoint at {path}") from None
-    except pickle.UnpicklingError:
-        raise CheckpointError(f"{path.name} holds pickled Python objects: refused (weights_only=True loading)") from None
     except Exception as err:
+        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
+            raise CheckpointError(f"{path.name} holds pickled Python objects: refused (weights_only=True loading)") from None
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f"{path.name} is not a readable training checkpoint ({first})") from None
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
