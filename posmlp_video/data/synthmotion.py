@@ -49,7 +49,7 @@ def _star(points: int, inner: float) -> np.ndarray:
     return np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1).astype(np.float32)
 
 
-# Unit shapes (radius about 1) as polygons. ELONGATED ones have a clear orientation, so turning shows.
+# Unit shapes (radius about 1) as polygons.
 SHAPES: dict[str, np.ndarray] = {
     "circle": _star(10, 1.0),
     "rectangle": _polygon([(-1, -0.45), (1, -0.45), (1, 0.45), (-1, 0.45)]),
@@ -60,7 +60,9 @@ SHAPES: dict[str, np.ndarray] = {
     "cross": _polygon([(-1, -0.3), (-0.3, -0.3), (-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3),
                        (0.3, 0.3), (0.3, 1), (-0.3, 1), (-0.3, 0.3), (-1, 0.3)]),
 }
-ELONGATED = ("rectangle", "triangle", "arrow", "diamond")
+# Turning uses shapes with no rotational symmetry: the rectangle and diamond look the same after half a turn,
+# so a frame-to-frame turn of theirs can read as a turn the other way.
+ASYMMETRIC = ("triangle", "arrow")
 _SHIFT = 4  # cv2 fixed-point bits: sub-pixel positions give smooth motion at small sizes
 
 
@@ -227,10 +229,11 @@ def _grow(rng: np.random.Generator, height: int, width: int):
 
 
 def _turn(rng: np.random.Generator, height: int, width: int):
-    radius = rng.uniform(0.15, 0.22) * min(height, width)
+    # large enough that the turn is visible after the model's 4x downsampling stem at small clip sizes
+    radius = rng.uniform(0.26, 0.34) * min(height, width)
     centre = rng.uniform((radius, radius), (width - radius, height - radius))
-    shape = SHAPES[rng.choice(ELONGATED)]
-    angle, sweep = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(70, 150))
+    shape = SHAPES[rng.choice(ASYMMETRIC)]
+    angle, sweep = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(90, 180))
     return (lambda s: [_place(shape, centre, radius, angle + s * sweep)]), _opaque
 
 
