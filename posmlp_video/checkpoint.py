@@ -79,7 +79,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)
     except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{Path(path).name} is not a readable safetensors file ({err})")
+        raise CheckpointError(f"{Path(path).name} is not a readable safetensors file ({err})") from None
     if raw is None:
         raise CheckpointError(f"{Path(path).name} has no posmlp_video metadata: not one of our checkpoints")
     return json.loads(raw)
@@ -142,7 +142,7 @@ def load_checkpoint(
     try:
         model = PosMLPVideo(**kwargs)
     except (TypeError, ValueError) as err:
-        raise CheckpointError(f"cannot build the model from {path.name}'s metadata ({err})")
+        raise CheckpointError(f"cannot build the model from {path.name}'s metadata ({err})") from None
     load_state_dict_checked(model, resize_state_dict(load_file(str(path)), model))
     if "num_frames" in overrides:
         meta["num_frames"] = overrides["num_frames"]

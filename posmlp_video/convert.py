@@ -39,7 +39,7 @@ def read_official(source: str | Path | dict[str, Any]) -> tuple[dict[str, torch.
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # pickle errors carry multi-line text; keep the first line
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointError(f"{path.name} is not a PyTorch checkpoint loadable with weights_only=True ({first})")
+            raise CheckpointError(f"{path.name} is not a PyTorch checkpoint loadable with weights_only=True ({first})") from None
     else:
         obj = source
     if not isinstance(obj, dict):
@@ -58,7 +58,7 @@ def read_official(source: str | Path | dict[str, Any]) -> tuple[dict[str, torch.
         try:
             cfg = yaml.safe_load(cfg)
         except yaml.YAMLError as err:
-            raise CheckpointError(f"the checkpoint's cfg is not valid YAML ({str(err).splitlines()[0]})")
+            raise CheckpointError(f"the checkpoint's cfg is not valid YAML ({str(err).splitlines()[0]})") from None
     return state, cfg if isinstance(cfg, dict) else None
 
 
@@ -107,20 +107,25 @@ def config_from_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
             gammas=list(cfg["POSGAMMA"]), drop_path_rate=float(pm.get("DROP_DEPTH_RATE", 0.0)),
         )
     except (KeyError, TypeError, IndexError) as err:
-        raise CheckpointError(f"the checkpoint's cfg lacks {err} needed to build the model")
+        raise CheckpointError(f"the checkpoint's cfg lacks {err} needed to build the model") from None
     t_windows = cfg.get("WIN_SIZE_T")
     if t_windows is not None and any(t != out["num_frames"] for t in t_windows):
         raise CheckpointError(f"cfg WIN_SIZE_T {t_windows} must equal DATA.NUM_FRAMES ({out['num_frames']})")
     return out
 
 
-def convert_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename the authors' keys to ours; index buffers are dropped (we rebuild them)."""
+def convert_state_dict(
+    state: dict[str, torch.Tensor], names: dict[str, str] | None = None
+) -> dict[str, torch.Tensor]:
+    """Rename the authors' keys to ours; index buffers are dropped (we rebuild them).
+
+    `names`, when given, is filled with {our key: their key} so errors can name the key the user knows.
+    """
     out = {}
     for k, v in state.items():
         if k.endswith("relative_position_index"):
             continue
-        if m := _BLOCK.match(k):
+        if (m := _BLOCK.match(k)) and 1 <= int(m.group(1)) <= 4:
             stage, block, branch, rest = int(m.group(1)) - 1, m.group(2), _BRANCH[m.group(3)], m.group(4)
             if rest == "gate_unit.pos.token_proj_n_bias":
                 rest, v = "gate.token_bias", v.reshape(-1)
@@ -136,6 +141,8 @@ def convert_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
         else:
             raise CheckpointError(f"unexpected key {k!r}: not a PosMLP-Video checkpoint")
         out[new] = v
+        if names is not None:
+            names[new] = k
     return out
 
 
@@ -156,22 +163,30 @@ def from_official(source: str | Path | dict[str, Any], **overrides: Any) -> PosM
         kwargs = from_cfg
     kwargs.update(overrides)
     model = PosMLPVideo(**kwargs)
-    load_state_dict_checked(model, convert_state_dict(state))
+    names: dict[str, str] = {}
+    load_state_dict_checked(model, convert_state_dict(state, names), names)
     return model.eval()
 
 
-def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """load_state_dict(strict=True) with one-line errors naming the first offending key."""
+def load_state_dict_checked(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], names: dict[str, str] | None = None
+) -> None:
+    """load_state_dict(strict=True) with one-line errors naming the first offending key.
+
+    `names` maps our keys to the checkpoint's own names (for converted checkpoints).
+    """
+    names = names or {}
     own = model.state_dict()
     missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
+    unexpected = [names.get(k, k) for k in state if k not in own]
     if missing:
         raise CheckpointError(f"checkpoint lacks key {missing[0]!r} ({len(missing)} missing in all)")
     if unexpected:
         raise CheckpointError(f"checkpoint has unexpected key {unexpected[0]!r} ({len(unexpected)} in all)")
     for k, v in state.items():
         if tuple(v.shape) != tuple(own[k].shape):
-            raise CheckpointError(f"key {k!r} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
+            shown = f"{names[k]!r} (our {k!r})" if k in names else repr(k)
+            raise CheckpointError(f"key {shown} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
     model.load_state_dict(state, strict=True)
 
 

@@ -193,7 +193,9 @@ class PosMLPVideo(nn.Module):
         self.config = dict(
             num_classes=num_classes, in_chans=in_chans, num_frames=num_frames, img_size=list(img_size),
             embed_dims=list(embed_dims), depths=list(depths), spatial_windows=list(spatial_windows),
-            gammas=list(gammas), temporal_windows=list(temporal_windows), block_types=list(block_types),
+            gammas=list(gammas), block_types=list(block_types),
+            # None = the whole clip (adapts to the frame count), so a num_frames override carries over
+            temporal_windows=[None if t == num_frames else t for t in temporal_windows],
             drop_rate=drop_rate, drop_path_rate=drop_path_rate, table_init=table_init,
         )
         self.num_classes = num_classes

@@ -1,0 +1,28 @@
+"""Shared fixtures: reference data, small models and the test video corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from video_corpus import build_corpus
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def official_small() -> dict:
+    """Outputs of the authors' released model (random weights) on a small configuration."""
+    return torch.load(DATA / "official_small.pt", weights_only=True)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def video_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{name: path}`` of the PyAV-written test videos and broken files (see tests/video_corpus.py)."""
+    return build_corpus(tmp_path_factory.mktemp("video_corpus"))

@@ -1,0 +1,156 @@
+"""Decoding real files written with PyAV: frame counts, sampling, orientation, limits and failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from video_corpus import BROKEN, GOOD, VFR_TIMES, frame_pattern, marker_corner, read_index
+
+from posmlp_video.data import decode
+from posmlp_video.data.decode import VideoDecodeError, probe_video, read_frame_folder, read_video
+from posmlp_video.data.encode import write_mp4
+from posmlp_video.data.sampling import ClipSampler
+
+
+def _indices_of(frames: np.ndarray) -> list[int]:
+    return [read_index(frame) for frame in frames.reshape(-1, *frames.shape[-3:])]
+
+
+@pytest.mark.parametrize("name", list(GOOD))
+def test_good_file_decodes_every_frame_upright(video_corpus, name):
+    spec = GOOD[name]
+    clip = read_video(video_corpus[name])
+    assert clip.frames.dtype == np.uint8
+    assert clip.frames.shape == (spec.num_frames, spec.height, spec.width, 3)
+    assert clip.info.num_frames == spec.num_frames
+    assert _indices_of(clip.frames) == list(range(spec.num_frames))
+    assert marker_corner(clip.frames[0]) == "top-left"
+
+
+def test_rotation_metadata_is_applied(video_corpus):
+    info = probe_video(video_corpus["rotated_portrait_mp4"])
+    assert (info.width, info.height, info.rotation) == (176, 320, 270)  # stored as 320x176 landscape
+
+
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_broken_file_gives_one_line_reason(video_corpus, name):
+    with pytest.raises(VideoDecodeError) as caught:
+        read_video(video_corpus[name], ClipSampler(8))
+    message = str(caught.value)
+    assert BROKEN[name][1] in message
+    assert "\n" not in message and len(message) < 200
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(VideoDecodeError, match="file not found"):
+        read_video(tmp_path / "nope.mp4")
+    with pytest.raises(VideoDecodeError, match="is a folder"):
+        read_video(tmp_path)
+
+
+def test_segment_sampling_of_long_clip_seeks_to_the_right_frames(video_corpus):
+    # 450 frames, 8 segments of 56.25 frames, centres floor((i + 0.5) * 56.25).
+    clip = read_video(video_corpus["long_90s_mp4"], ClipSampler(8), short_side=32)
+    expected = [28, 84, 140, 196, 253, 309, 365, 421]
+    assert clip.indices.tolist() == [expected]
+    assert _indices_of(clip.frames) == expected
+    assert clip.frames.shape == (1, 8, 32, 43, 3)
+
+
+def test_dense_multi_clip_sampling_spans_the_long_clip(video_corpus):
+    # span (8 - 1) * 4 + 1 = 29; starts spread over 0..421 -> 0, 210 (round 210.5 to even), 421.
+    clip = read_video(video_corpus["long_90s_mp4"], ClipSampler(8, "dense", rate=4, num_clips=3))
+    expected = [[s + 4 * k for k in range(8)] for s in (0, 210, 421)]
+    assert clip.indices.tolist() == expected
+    assert _indices_of(clip.frames) == sum(expected, [])
+
+
+def test_variable_frame_rate_is_sampled_evenly_in_time(video_corpus):
+    # Frames at 0.0..0.9 s every 0.1 s, then 1.0, 1.4, 1.8, 2.2, 2.6 s. Timeline step 0.1 s -> 27 slots.
+    # Segment centres of 3 segments: slots 4, 13, 22 = 0.4 s, 1.3 s, 2.2 s -> frames 4, 10 (shown 1.0-1.4 s), 13.
+    info = probe_video(video_corpus["vfr_mp4"])
+    assert (info.num_frames, info.timeline_frames) == (len(VFR_TIMES), 27)
+    assert info.fps == pytest.approx(10.0)
+    clip = read_video(video_corpus["vfr_mp4"], ClipSampler(3))
+    assert _indices_of(clip.frames) == [4, 10, 13]
+
+
+@pytest.mark.parametrize("name", ["one_frame_mp4", "three_frames_mp4", "still_png", "gif"])
+def test_short_clips_are_looped_or_held_not_refused(video_corpus, name):
+    clip = read_video(video_corpus[name], ClipSampler(8))
+    n = GOOD[name].num_frames
+    assert clip.frames.shape[:2] == (1, 8)
+    assert _indices_of(clip.frames) == [(i * 2 + 1) * n // 16 for i in range(8)]
+
+
+def test_downscale_keeps_aspect_and_never_upscales(video_corpus):
+    assert read_video(video_corpus["hd1080_mp4"], ClipSampler(2), short_side=90).frames.shape == (1, 2, 90, 160, 3)
+    assert read_video(video_corpus["one_frame_mp4"], ClipSampler(1), short_side=480).frames.shape[2:4] == (48, 64)
+    rotated = read_video(video_corpus["rotated_portrait_mp4"], ClipSampler(2), short_side=88).frames
+    assert rotated.shape == (1, 2, 160, 88, 3)
+    assert marker_corner(rotated[0, 0]) == "top-left"
+
+
+def test_truncated_faststart_file_decodes_what_is_there(tmp_path):
+    frames = np.stack([frame_pattern(i, 64, 48) for i in range(40)])
+    frames[:, 12:24] = np.random.default_rng(0).integers(0, 256, (40, 12, 64, 3))  # bulk up the media data
+    data = write_mp4(tmp_path / "full.mp4", frames, fps=10).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    clip = read_video(cut)
+    assert 0 < len(clip.frames) < 40
+    assert _indices_of(clip.frames) == clip.indices.tolist()
+    assert clip.indices[:10].tolist() == list(range(10))
+    decoded = np.array(clip.indices)
+    sampled = read_video(cut, ClipSampler(8))  # the timeline still counts the frames the index promised
+    wanted = sampled.indices[0]
+    expected = [int(decoded[np.abs(decoded - w).argmin()]) for w in wanted]
+    assert _indices_of(sampled.frames) == expected
+
+
+def test_limits_refuse_too_large(video_corpus, monkeypatch):
+    monkeypatch.setattr(decode, "MAX_FRAMES", 100)
+    with pytest.raises(VideoDecodeError, match="too large"):
+        read_video(video_corpus["long_90s_mp4"], ClipSampler(8))
+    monkeypatch.setattr(decode, "MAX_PIXELS", 1280 * 720)
+    with pytest.raises(VideoDecodeError, match="too large"):
+        probe_video(video_corpus["hd1080_mp4"])
+    monkeypatch.setattr(decode, "MAX_OUTPUT_BYTES", 1 << 20)
+    with pytest.raises(VideoDecodeError, match="too large"):
+        read_video(video_corpus["h264_mp4"])  # 45 frames of 320x240 RGB is 10 MiB
+
+
+def test_write_mp4_is_browser_playable_h264(tmp_path):
+    frames = np.stack([frame_pattern(i, 33, 21) for i in range(5)])  # odd size
+    path = write_mp4(tmp_path / "clip.mp4", frames, fps=5)
+    data = path.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # +faststart
+    info = probe_video(path)
+    assert (info.codec, info.width, info.height, info.num_frames) == ("h264", 34, 22, 5)
+    import av
+
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+    decoded = read_video(path).frames
+    assert _indices_of(decoded[:, :21, :33]) == list(range(5))
+
+
+def test_frame_folder_reads_sampled_jpegs(tmp_path):
+    import cv2
+
+    for i in range(12):
+        cv2.imwrite(str(tmp_path / f"{i + 1:05d}.jpg"), cv2.cvtColor(frame_pattern(i, 80, 60), cv2.COLOR_RGB2BGR))
+    frames = read_frame_folder(tmp_path, 12, ClipSampler(4), short_side=30)
+    assert frames.shape == (1, 4, 30, 40, 3)
+    assert _indices_of(frames) == [1, 4, 7, 10]  # floor((i + 0.5) * 3)
+    with pytest.raises(VideoDecodeError, match="00013.jpg"):
+        read_frame_folder(tmp_path, 13, ClipSampler(13))
+
+
+@pytest.mark.parametrize("name", [name for name in GOOD if name != "vfr_mp4"])
+def test_sparse_picks_jump_to_the_right_frames(video_corpus, name):
+    """Far-apart frames are reached by seeking to keyframes (every frame in MJPEG, every 10 in the long clip)."""
+    last = GOOD[name].num_frames - 1
+    for pick in ([last], [last // 3, last], [0, last // 2, last]):
+        clip = read_video(video_corpus[name], lambda n, pick=pick: np.array([pick]))
+        assert _indices_of(clip.frames) == pick

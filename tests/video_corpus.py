@@ -1,0 +1,145 @@
+"""A small corpus of real video files written with PyAV, plus broken inputs, for decode/predict/app tests.
+
+``build_corpus(folder)`` writes every file once and returns ``{name: path}``; ``GOOD`` says what each good
+file must decode to and ``BROKEN`` which one-line reason each broken file must give. Every frame of a good
+file shows its own index (two grey levels, see ``frame_pattern``) and a red marker in its top-left corner,
+so tests can check which frames were decoded and in which orientation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from posmlp_video.data.encode import write_video
+
+
+@dataclass(frozen=True)
+class Good:
+    """A file that must decode: displayed size, frame count, and how it is written."""
+
+    filename: str
+    width: int  # as displayed
+    height: int
+    num_frames: int
+    fps: float = 10.0
+    codec: str = "libx264"
+    pix_fmt: str = "yuv420p"
+    options: dict[str, str] = field(default_factory=dict)
+    timestamps: tuple[float, ...] | None = None
+    rotation: int = 0  # display rotation written as metadata (CCW degrees)
+
+
+# Variable frame rate: ten frames 0.1 s apart, then five frames held 0.4 s each.
+VFR_TIMES = tuple([i / 10 for i in range(10)] + [1.0 + 0.4 * i for i in range(5)])
+X264_QUIET = {"preset": "ultrafast", "crf": "18"}
+
+GOOD: dict[str, Good] = {
+    "h264_mp4": Good("h264.mp4", 320, 240, 45, fps=30, options=X264_QUIET),
+    "vp9_webm": Good("vp9.webm", 160, 120, 24, fps=24, codec="libvpx-vp9",
+                     options={"deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0"}),
+    "mjpeg_avi": Good("mjpeg.avi", 160, 120, 20, codec="mjpeg", pix_fmt="yuvj420p", options={"q": "2"}),
+    "mpeg4_mp4": Good("mpeg4.mp4", 176, 144, 25, codec="mpeg4", options={"q": "2"}),
+    "gif": Good("animated.gif", 96, 64, 10, codec="gif", pix_fmt="pal8"),
+    "one_frame_mp4": Good("one_frame.mp4", 64, 48, 1, options=X264_QUIET),
+    "three_frames_mp4": Good("three_frames.mp4", 64, 48, 3, options=X264_QUIET),
+    # Coded landscape 320x176, displayed portrait: rotation 270 CCW (= 90 clockwise, what phones write).
+    "rotated_portrait_mp4": Good("rotated_portrait.mp4", 176, 320, 12, options=X264_QUIET, rotation=270),
+    "odd_size_mp4": Good("odd_size.mp4", 173, 97, 8, pix_fmt="yuv444p", options=X264_QUIET),
+    "hd1080_mp4": Good("hd1080.mp4", 1920, 1080, 3, options=X264_QUIET),
+    # 90 s at 5 fps with a keyframe every 2 s, so sparse sampling exercises seeking.
+    "long_90s_mp4": Good("long_90s.mp4", 64, 48, 450, fps=5, options={**X264_QUIET, "g": "10"}),
+    "vfr_mp4": Good("vfr.mp4", 96, 64, len(VFR_TIMES), options=X264_QUIET, timestamps=VFR_TIMES),
+    "hevc_mp4": Good("hevc.mp4", 160, 120, 12, codec="libx265",
+                     options={"preset": "ultrafast", "x265-params": "log-level=none"}),
+    "still_png": Good("still.png", 80, 60, 1, codec="png"),
+    "still_jpg": Good("still.jpg", 80, 60, 1, codec="jpeg"),
+}
+
+# name -> (filename, words the one-line error must contain)
+BROKEN: dict[str, tuple[str, str]] = {
+    "empty": ("empty.mp4", "empty file"),
+    "random_bytes": ("random.mp4", "not a video"),
+    "text_as_mp4": ("notes.mp4", "not a video"),
+    "truncated_mp4": ("truncated.mp4", "truncated"),
+    "audio_only": ("audio_only.m4a", "no video stream"),
+}
+
+
+def frame_pattern(index: int, width: int, height: int) -> np.ndarray:
+    """Frame ``index``: left half grey ``16 + 8 * (index // 25)``, right half ``16 + 8 * (index % 25)``,
+    and a red square marker in the top-left corner (a quarter of the short side)."""
+    image = np.empty((height, width, 3), np.uint8)
+    image[:, : width // 2] = 16 + 8 * (index // 25)
+    image[:, width // 2:] = 16 + 8 * (index % 25)
+    marker = max(2, min(width, height) // 4)
+    image[:marker, :marker] = (230, 20, 20)
+    return image
+
+
+def read_index(image: np.ndarray) -> int:
+    """Invert ``frame_pattern`` on a decoded (lossy) displayed frame in its upright orientation."""
+    h, w = image.shape[:2]
+    rows = slice(h // 2, h - max(1, h // 8))
+    high = image[rows, w // 8: w // 2 - max(1, w // 16)].mean()
+    low = image[rows, w // 2 + max(1, w // 16): w - w // 8].mean()
+    return int(round((high - 16) / 8)) * 25 + int(round((low - 16) / 8))
+
+
+def marker_corner(image: np.ndarray) -> str:
+    """Which corner of a displayed frame holds the red marker: 'top-left', 'top-right', ... ."""
+    h, w = image.shape[:2]
+    redness = image[..., 0].astype(int) - image[..., 1].astype(int)
+    corners = {
+        "top-left": redness[: h // 4, : w // 4], "top-right": redness[: h // 4, -(w // 4):],
+        "bottom-left": redness[-(h // 4):, : w // 4], "bottom-right": redness[-(h // 4):, -(w // 4):],
+    }
+    return max(corners, key=lambda name: corners[name].mean())
+
+
+def build_corpus(folder: str | Path) -> dict[str, Path]:
+    """Write every GOOD and BROKEN file into ``folder``; returns ``{name: path}``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: _write_good(folder / spec.filename, spec) for name, spec in GOOD.items()}
+    paths.update(_write_broken(folder, paths["h264_mp4"]))
+    return paths
+
+
+def _write_good(path: Path, spec: Good) -> Path:
+    coded_w, coded_h = (spec.height, spec.width) if spec.rotation % 180 else (spec.width, spec.height)
+    frames = np.stack([_coded_pattern(i, spec, coded_w, coded_h) for i in range(spec.num_frames)])
+    if spec.codec in ("png", "jpeg"):
+        cv2.imwrite(str(path), cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR))
+        return path
+    return write_video(path, frames, spec.fps, codec=spec.codec, pix_fmt=spec.pix_fmt, codec_options=spec.options,
+                       timestamps=spec.timestamps, rotation=spec.rotation)
+
+
+def _coded_pattern(index: int, spec: Good, coded_w: int, coded_h: int) -> np.ndarray:
+    """The stored picture: the upright pattern rotated so that applying the display rotation restores it."""
+    upright = frame_pattern(index, spec.width, spec.height)
+    return np.ascontiguousarray(np.rot90(upright, k=-(spec.rotation // 90))) if spec.rotation else upright
+
+
+def _write_broken(folder: Path, good_mp4: Path) -> dict[str, Path]:
+    paths = {name: folder / filename for name, (filename, _) in BROKEN.items()}
+    paths["empty"].write_bytes(b"")
+    paths["random_bytes"].write_bytes(np.random.default_rng(0).integers(0, 256, 64 * 1024, np.uint8).tobytes())
+    paths["text_as_mp4"].write_text("These are meeting notes, not a video.\n" * 20)
+    data = good_mp4.read_bytes()
+    paths["truncated_mp4"].write_bytes(data[: len(data) // 2])
+    with av.open(str(paths["audio_only"]), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        samples = (0.2 * np.sin(np.linspace(0, 2 * np.pi * 440, 16000))).astype(np.float32)[None, :]
+        for start in range(0, samples.shape[1], 1024):
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024]), format="fltp",
+                                               layout="mono")
+            chunk.sample_rate = 16000
+            container.mux(stream.encode(chunk))
+        container.mux(stream.encode(None))
+    return paths
