@@ -182,11 +182,12 @@ class PositionalGatingUnit(nn.Module):
         """The expanded (gamma, N, N) mixing matrices and (N,) token biases applied for `window`.
 
         In eval mode without autograd the expansion is cached per window and refreshed whenever the table
-        or token bias changes (a new tensor, or an in-place update such as ``load_state_dict``).
+        or token bias changes (a new tensor, or an in-place update such as ``load_state_dict``). Under
+        torch.compile it is recomputed in the graph (and constant-folded when the graph freezes weights).
         """
         window = self.window if window is None else tuple(window)
         table, bias = self.relative_position_bias_table, self.token_bias
-        use_cache = not self.training and not torch.is_grad_enabled()
+        use_cache = not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling())
         if use_cache and window in self._cache:
             t, tv, b, bv, expanded = self._cache[window]
             if (t.data_ptr(), tv, b.data_ptr(), bv) == (table.data_ptr(), table._version, bias.data_ptr(), bias._version):

@@ -1,0 +1,357 @@
+"""Speed, FLOPs and memory of PosMLP-Video against torchvision's video models on this machine (issue 9).
+
+    python -m benchmarks.models --quick     # a few minutes on 2 cores
+    python -m benchmarks.models             # more repeats, int8 and compiled fp32 too
+
+One run measures, at the same input (16 x 224 x 224 clips, float32 in, CPU):
+
+- inference: ours (the model in eager fp32; the fast path `optimize_for_inference` in fp32 (faithful),
+  bf16 and bf16 + torch.compile) against torchvision's swin3d_t, mvit_v2_s, s3d and r2plus1d_18 (random
+  weights: speed does not depend on them): parameters, FLOPs (FlopCounterMode, 2 per multiply-add),
+  latency at batch 1 (median after warm-up), time per clip at batch 4, peak memory;
+- agreement of each fast variant with the fp32 model on SynthMotion clips (relative logit error, top-1);
+- how cost grows with frames (8/16/32) and resolution (112/224/320), with a plot;
+- training: forward + backward clips/s and peak memory, with and without gradient checkpointing.
+
+Every measurement runs in a fresh subprocess, so peak memory is the peak resident set (ru_maxrss) of a
+process that holds one model; "activations" is that peak minus the resident set before the first call.
+Results go to ``benchmarks/results/models[_quick].json`` and ``scaling[_quick].png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+OURS = "posmlp_video_s"
+THEIRS = ("swin3d_t", "mvit_v2_s", "s3d", "r2plus1d_18")
+VARIANTS = {  # name -> (optimize_for_inference kwargs or None for the plain model)
+    "eager fp32": None,
+    "fast fp32": dict(),
+    "fast bf16": dict(dtype="bfloat16"),
+    "fast bf16 compiled": dict(dtype="bfloat16", compile=True),
+    "fast fp32 compiled": dict(compile=True),
+    "fast int8": dict(quantize=True),
+}
+QUICK_VARIANTS = ("eager fp32", "fast fp32", "fast bf16", "fast bf16 compiled")
+
+
+# --- measurements (run inside a worker subprocess) -------------------------------------------------------
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _build(model: str, variant: str | None):
+    import torch
+    import torchvision
+
+    if model != OURS:
+        return torchvision.models.video.__dict__[model]().eval()
+    from posmlp_video.fast import optimize_for_inference
+    from posmlp_video.models import create_model
+
+    net = create_model(OURS, table_init="trunc_normal").eval()
+    kwargs = VARIANTS[variant or "eager fp32"]
+    if kwargs is None:
+        return net
+    kwargs = dict(kwargs)
+    if "dtype" in kwargs:
+        kwargs["dtype"] = getattr(torch, kwargs["dtype"])
+    return optimize_for_inference(net, **kwargs)
+
+
+def count_flops(model: Any, x: Any) -> float:
+    """Forward FLOPs of `model` on `x` (FlopCounterMode: 2 per multiply-add)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops()
+
+
+def _timed(fn, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure_inference(model: str, variant: str | None, frames: int, size: int, batch: int, repeats: int,
+                      flops: bool) -> dict[str, Any]:
+    import torch
+
+    torch.manual_seed(0)
+    net = _build(model, variant)
+    x = torch.randn(batch, 3, frames, size, size)
+    out: dict[str, Any] = dict(params=sum(p.numel() for p in net.parameters()))
+    if flops:
+        out["flops"] = count_flops(_build(model, None) if variant else net, x[:1])
+    rss = _rss_mb()
+    with torch.inference_mode():
+        start = time.perf_counter()
+        net(x)  # warm-up (and compilation)
+        out["first_call_s"] = time.perf_counter() - start
+        net(x)
+        times = _timed(lambda: net(x), repeats)
+    out.update(times=times, latency=statistics.median(times) / batch, peak_mb=_peak_mb(), act_mb=_peak_mb() - rss)
+    return out
+
+
+def measure_training(frames: int, size: int, batch: int, steps: int, checkpointing: bool) -> dict[str, Any]:
+    import torch
+
+    from posmlp_video.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model(OURS, table_init="trunc_normal").train()
+    net.set_grad_checkpointing(checkpointing)
+    x, y = torch.randn(batch, 3, frames, size, size), torch.randint(0, net.num_classes, (batch,))
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+
+    rss = _rss_mb()
+    step()  # warm-up
+    times = _timed(step, steps)
+    return dict(times=times, clips_per_s=batch / statistics.median(times), peak_mb=_peak_mb(), act_mb=_peak_mb() - rss)
+
+
+def measure_agreement(variants: list[str], clips: int, checkpoint: str | None) -> dict[str, Any]:
+    """Fast variants against the fp32 model on SynthMotion clips: relative logit error and top-1 agreement."""
+    import numpy as np
+    import torch
+
+    from posmlp_video.checkpoint import load_checkpoint
+    from posmlp_video.data.synthmotion import SynthMotion
+    from posmlp_video.fast import optimize_for_inference
+    from posmlp_video.models import create_model
+
+    torch.manual_seed(0)
+    try:
+        model, _ = load_checkpoint(checkpoint)
+        source = str(checkpoint or "bundled checkpoint")
+    except Exception as err:  # no trained checkpoint here: an untrained S16 (agreement is then pessimistic)
+        if checkpoint:
+            raise
+        model, source = create_model(OURS, table_init="trunc_normal").eval(), f"untrained {OURS} ({err})"
+    T, size = model.num_frames, model.img_size[0]
+    data = SynthMotion(clips, seed=123, num_frames=T, size=size)
+    video = np.stack([data[i]["video"] for i in range(clips)])  # (N, T, H, W, 3) uint8
+    x = (torch.from_numpy(video).permute(0, 4, 1, 2, 3).float() / 255 - 0.45) / 0.225
+    batches = x.split(4)
+    with torch.inference_mode():
+        ref = torch.cat([model(b) for b in batches])
+    out: dict[str, Any] = dict(source=source, clips=clips, frames=T, size=size)
+    for name in variants:
+        kwargs = dict(VARIANTS[name] or {})
+        if "dtype" in kwargs:
+            kwargs["dtype"] = getattr(torch, kwargs["dtype"])
+        fast = optimize_for_inference(model, **kwargs) if VARIANTS[name] is not None else model
+        with torch.inference_mode():
+            got = torch.cat([fast(b) for b in batches])
+        out[name] = dict(rel_err=((got - ref).norm() / ref.norm()).item(),
+                         top1_agreement=(got.argmax(1) == ref.argmax(1)).float().mean().item())
+    return out
+
+
+# --- orchestration --------------------------------------------------------------------------------------
+
+def run_worker(task: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; its stdout's last line is the JSON result."""
+    cmd = [sys.executable, "-m", "benchmarks.models", "--worker", json.dumps(task)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).parent.parent)
+    except subprocess.TimeoutExpired:
+        return dict(error=f"timed out after {timeout:.0f} s")
+    if proc.returncode:
+        return dict(error=(proc.stderr.strip().splitlines() or ["failed"])[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _worker(task: dict[str, Any]) -> dict[str, Any]:
+    kind = task.pop("kind")
+    return {"inference": measure_inference, "training": measure_training, "agreement": measure_agreement}[kind](**task)
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        cpu = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
+        flags = next(line for line in lscpu.splitlines() if line.startswith("Flags")).split()
+    except (OSError, StopIteration):
+        flags = []
+    return dict(cpu=cpu, cores=os.cpu_count(), torch_threads=torch.get_num_threads(), torch=torch.__version__,
+                capability=torch.backends.cpu.get_cpu_capability(),
+                bf16_flags=[f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_tile")],
+                load_start=os.getloadavg())
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_inference(rows: dict[str, dict[str, Any]]) -> None:
+    swin = rows.get("swin3d_t", {}).get("latency")
+    print(f"\n{'model':30s} {'params M':>8s} {'GFLOPs':>7s} {'B=1 s/clip':>10s} {'B=4 s/clip':>10s} "
+          f"{'clips/s':>7s} {'x swin3d_t':>10s} {'peak MB':>8s} {'act. MB':>7s}")
+    for name, r in rows.items():
+        if "error" in r:
+            print(f"{name:30s} error: {r['error']}")
+            continue
+        b4 = r.get("batch4", {}).get("latency")
+        print(f"{name:30s} {r['params'] / 1e6:8.2f} {_fmt(r.get('flops') and r['flops'] / 1e9, '7.2f')} {r['latency']:10.3f} "
+              f"{_fmt(b4, '10.3f')} {1 / min(r['latency'], b4 or 1e9):7.2f} {_fmt(swin and r['latency'] / swin, '10.3f')} "
+              f"{r['peak_mb']:8.0f} {r['act_mb']:7.0f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and variants (a few minutes on 2 cores)")
+    parser.add_argument("--repeats", type=int, help="timed runs per measurement after warm-up (default 3, 10)")
+    parser.add_argument("--checkpoint", help="trained checkpoint for the agreement check (default: bundled)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["inference", "agreement", "scaling", "training"])
+    parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/models[_quick].json)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_worker(json.loads(args.worker))))
+        return 0
+
+    quick = args.quick
+    repeats = args.repeats or (3 if quick else 10)
+    variants = list(QUICK_VARIANTS if quick else VARIANTS)
+    suffix = "_quick" if quick else ""
+    out_path = args.out or RESULTS / f"models{suffix}.json"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = dict(machine=machine(), quick=quick, repeats=repeats, input="16x224x224")
+    print(f"{report['machine']}\nrepeats={repeats}", flush=True)
+    started = time.time()
+    timeout = 1800.0
+
+    def save() -> None:
+        report["machine"]["load_end"] = os.getloadavg()
+        report["wall_s"] = time.time() - started
+        out_path.write_text(json.dumps(report, indent=1))
+
+    if "inference" not in args.skip:
+        rows: dict[str, dict[str, Any]] = {}
+        for name in [f"{OURS} {v}" for v in variants] + list(THEIRS):
+            model, _, variant = name.partition(" ")
+            task = dict(kind="inference", model=model, variant=variant or None, frames=16, size=224, batch=1,
+                        repeats=repeats, flops=variant in ("", "eager fp32"))
+            rows[name] = run_worker(task, timeout)
+            if model == OURS and "error" not in rows[name] and (not quick or variant in ("eager fp32", "fast fp32")):
+                rows[name]["batch4"] = run_worker({**task, "batch": 4, "flops": False}, timeout)
+            if model == OURS and "flops" in rows.get(f"{OURS} eager fp32", {}):
+                rows[name].setdefault("flops", rows[f"{OURS} eager fp32"]["flops"])
+            print(f"  {name}: {rows[name].get('latency', rows[name].get('error'))}", flush=True)
+            report["inference"] = rows
+            save()
+        print_inference(rows)
+
+    if "agreement" not in args.skip:
+        fast = [v for v in variants if v != "eager fp32"]
+        agreement = run_worker(dict(kind="agreement", variants=fast, clips=24 if quick else 96,
+                                    checkpoint=args.checkpoint), timeout)
+        report["agreement"] = agreement
+        save()
+        print(f"\nagreement with fp32 on {agreement.get('clips')} SynthMotion clips ({agreement.get('source')}):")
+        for v in fast:
+            a = agreement.get(v, {})
+            print(f"  {v:22s} rel. logit error {_fmt(a.get('rel_err'), '.2e')}  top-1 agreement {_fmt(a.get('top1_agreement'), '.3f')}")
+
+    if "scaling" not in args.skip:
+        points = [(t, 224) for t in (8, 16, 32)] + [(16, s) for s in (112, 320)]
+        scaling = {}
+        for model, variant in ((OURS, "fast fp32"), ("swin3d_t", None)):
+            label = f"{model} {variant}" if variant else model
+            scaling[label] = {}
+            for frames, size in points:
+                task = dict(kind="inference", model=model, variant=variant, frames=frames, size=size, batch=1,
+                            repeats=max(1, repeats // 2), flops=True)
+                scaling[label][f"{frames}x{size}"] = run_worker(task, timeout)
+                r = scaling[label][f"{frames}x{size}"]
+                print(f"  {label} {frames}x{size}: {r.get('latency', r.get('error'))}", flush=True)
+            scaling[label]["16x224"] = report.get("inference", {}).get(label) or run_worker(
+                dict(kind="inference", model=model, variant=variant, frames=16, size=224, batch=1,
+                     repeats=max(1, repeats // 2), flops=True), timeout)
+        report["scaling"] = scaling
+        save()
+        plot_scaling(scaling, RESULTS / f"scaling{suffix}.png")
+
+    if "training" not in args.skip:
+        training = {}
+        for ckpt in (False, True):
+            task = dict(kind="training", frames=16, size=224, batch=2, steps=max(2, repeats // 2), checkpointing=ckpt)
+            training["grad checkpointing" if ckpt else "plain"] = run_worker(task, timeout)
+        report["training"] = training
+        save()
+        print(f"\ntraining {OURS} fp32, batch 2, 16x224x224, SGD step:")
+        for name, r in training.items():
+            if "error" in r:
+                print(f"  {name:20s} error: {r['error']}")
+            else:
+                print(f"  {name:20s} {r['clips_per_s']:.2f} clips/s  peak {r['peak_mb']:.0f} MB  activations {r['act_mb']:.0f} MB")
+
+    save()
+    load = report["machine"]
+    print(f"\nload average {load['load_start'][0]:.1f} at start, {load['load_end'][0]:.1f} at end; "
+          f"{report['wall_s']:.0f} s; wrote {out_path}")
+    return 0
+
+
+def plot_scaling(scaling: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
+    """Latency and GFLOPs against frames (at 224) and resolution (at 16 frames)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for label, points in scaling.items():
+        for ax, axis, keys in ((axes[0], "frames", [(t, 224) for t in (8, 16, 32)]),
+                               (axes[1], "resolution", [(16, s) for s in (112, 224, 320)])):
+            xs, ys = [], []
+            for t, s in keys:
+                r = points.get(f"{t}x{s}", {})
+                if "latency" in r:
+                    xs.append(t if axis == "frames" else s)
+                    ys.append(r["latency"])
+            ax.plot(xs, ys, marker="o", label=label)
+            ax.set_xlabel(axis + (" (224 x 224)" if axis == "frames" else " (16 frames)"))
+            ax.set_ylabel("s per clip, batch 1")
+            ax.set_xticks(xs)
+    axes[0].legend()
+    fig.suptitle("CPU inference latency vs clip size")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
