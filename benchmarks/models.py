@@ -1,7 +1,7 @@
 """Speed, FLOPs and memory of PosMLP-Video against torchvision's video models on this machine (issue 9).
 
     python -m benchmarks.models --quick     # a few minutes on 2 cores
-    python -m benchmarks.models             # more repeats, int8 and compiled fp32 too
+    python -m benchmarks.models             # more repeats, batch 4 for every variant, compiled fp32 too
 
 One run measures, at the same input (16 x 224 x 224 clips, float32 in, CPU):
 
@@ -41,7 +41,6 @@ VARIANTS = {  # name -> (optimize_for_inference kwargs or None for the plain mod
     "fast bf16": dict(dtype="bfloat16"),
     "fast bf16 compiled": dict(dtype="bfloat16", compile=True),
     "fast fp32 compiled": dict(compile=True),
-    "fast int8": dict(quantize=True),
 }
 QUICK_VARIANTS = ("eager fp32", "fast fp32", "fast bf16", "fast bf16 compiled")
 

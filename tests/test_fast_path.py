@@ -43,12 +43,11 @@ def test_fp32_fast_path_matches_the_model(block_types, clips):
     assert torch.equal(got.argmax(1), expected.argmax(1))
 
 
-@pytest.mark.parametrize("options", [dict(dtype=torch.bfloat16), dict(quantize=True)], ids=["bf16", "int8"])
-def test_reduced_precision_agrees_with_fp32(options, clips):
+def test_bf16_agrees_with_fp32(clips):
     model = create_model("posmlp_video_xs", table_init="trunc_normal").eval()
     with torch.no_grad():
         expected = model(clips)
-    got = optimize_for_inference(model, **options)(clips)
+    got = optimize_for_inference(model, dtype=torch.bfloat16)(clips)
     assert got.dtype == torch.float32 and got.shape == expected.shape
     # an untrained model's logits are nearly tied, so a loose agreement bound; the benchmark reports the real one
     assert rel_err(got, expected) <= 0.05
