@@ -1,12 +1,12 @@
 """Speed, FLOPs and memory of PosMLP-Video against torchvision's video models on this machine (issue 9).
 
     python -m benchmarks.models --quick     # a few minutes on 2 cores
-    python -m benchmarks.models             # more repeats, batch 4 for every variant, compiled fp32 too
+    python -m benchmarks.models             # more repeats and clips, swin3d_t scaling, training at batch 4
 
 One run measures, at the same input (16 x 224 x 224 clips, float32 in, CPU):
 
-- inference: ours (the model in eager fp32; the fast path `optimize_for_inference` in fp32 (faithful),
-  bf16 and bf16 + torch.compile) against torchvision's swin3d_t, mvit_v2_s, s3d and r2plus1d_18 (random
+- inference: ours (the plain model in eager fp32 and under torch.compile; the fast path
+  `optimize_for_inference` in fp32 (faithful) and bf16) against torchvision's swin3d_t, mvit_v2_s, s3d and r2plus1d_18 (random
   weights: speed does not depend on them): parameters, FLOPs (FlopCounterMode, 2 per multiply-add),
   latency at batch 1 (median after warm-up), time per clip at batch 4, peak memory;
 - agreement of each fast variant with the fp32 model on SynthMotion clips (relative logit error, top-1);
@@ -35,14 +35,12 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 OURS = "posmlp_video_s"
 THEIRS = ("swin3d_t", "mvit_v2_s", "s3d", "r2plus1d_18")
-VARIANTS = {  # name -> (optimize_for_inference kwargs or None for the plain model)
-    "eager fp32": None,
-    "fast fp32": dict(),
-    "fast bf16": dict(dtype="bfloat16"),
-    "fast bf16 compiled": dict(dtype="bfloat16", compile=True),
-    "fast fp32 compiled": dict(compile=True),
+VARIANTS = {  # name -> how ours runs: the plain model, torch.compile of it, or optimize_for_inference(dtype)
+    "eager fp32": "plain",
+    "compiled fp32": "compile",
+    "fast fp32": "float32",
+    "fast bf16": "bfloat16",
 }
-QUICK_VARIANTS = ("eager fp32", "fast fp32", "fast bf16", "fast bf16 compiled")
 # Issue 9: the authors' S16 takes 0.84 s/clip where swin3d_t takes 1.14 s (fp32, batch 1, the CI machine), so
 # goals are stated against swin3d_t measured in the same run: 1.4x and 2.5x the authors' speed.
 AUTHORS_VS_SWIN = 0.84 / 1.14
@@ -69,13 +67,12 @@ def _build(model: str, variant: str | None):
     from posmlp_video.models import create_model
 
     net = create_model(OURS, table_init="trunc_normal").eval()
-    kwargs = VARIANTS[variant or "eager fp32"]
-    if kwargs is None:
+    how = VARIANTS[variant or "eager fp32"]
+    if how == "plain":
         return net
-    kwargs = dict(kwargs)
-    if "dtype" in kwargs:
-        kwargs["dtype"] = getattr(torch, kwargs["dtype"])
-    return optimize_for_inference(net, **kwargs)
+    if how == "compile":
+        return torch.compile(net)
+    return optimize_for_inference(net, getattr(torch, how))
 
 
 def count_flops(model: Any, x: Any) -> float:
@@ -167,10 +164,7 @@ def measure_agreement(variants: list[str], clips: int, checkpoint: str | None) -
         ref = torch.cat([model(b) for b in batches])
     out: dict[str, Any] = dict(source=source, clips=clips, frames=T, size=size)
     for name in variants:
-        kwargs = dict(VARIANTS[name] or {})
-        if "dtype" in kwargs:
-            kwargs["dtype"] = getattr(torch, kwargs["dtype"])
-        fast = optimize_for_inference(model, **kwargs) if VARIANTS[name] is not None else model
+        fast = optimize_for_inference(model, getattr(torch, VARIANTS[name]))
         with torch.inference_mode():
             got = torch.cat([fast(b) for b in batches])
         out[name] = dict(rel_err=((got - ref).norm() / ref.norm()).item(),
@@ -233,7 +227,7 @@ def print_inference(rows: dict[str, dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and variants (a few minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and clips (a few minutes on 2 cores)")
     parser.add_argument("--repeats", type=int, help="timed runs per measurement after warm-up (default 3, 10)")
     parser.add_argument("--checkpoint", help="trained checkpoint for the agreement check (default: bundled)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["inference", "agreement", "scaling", "training"])
@@ -246,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quick = args.quick
     repeats = args.repeats or (3 if quick else 10)
-    variants = list(QUICK_VARIANTS if quick else VARIANTS)
+    variants = list(VARIANTS)
     suffix = "_quick" if quick else ""
     out_path = args.out or RESULTS / f"models{suffix}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -267,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             task = dict(kind="inference", model=model, variant=variant or None, frames=16, size=224, batch=1,
                         repeats=repeats, flops=variant in ("", "eager fp32"))
             rows[name] = run_worker(task, timeout)
-            if model == OURS and "error" not in rows[name] and (not quick or "compiled" not in variant):
+            if model == OURS and "error" not in rows[name] and (not quick or variant.startswith("fast")):
                 rows[name]["batch4"] = run_worker({**task, "batch": 4, "flops": False}, timeout)
             if model == OURS and "flops" in rows.get(f"{OURS} eager fp32", {}):
                 rows[name].setdefault("flops", rows[f"{OURS} eager fp32"]["flops"])
@@ -277,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         print_inference(rows)
 
     if "agreement" not in args.skip:
-        # compiled variants compute what their uncompiled twins do; --quick spares the recompilation
-        fast = [v for v in variants if v != "eager fp32" and not (quick and "compiled" in v)]
+        fast = [v for v in variants if v.startswith("fast")]
         agreement = run_worker(dict(kind="agreement", variants=fast, clips=16 if quick else 96,
                                     checkpoint=args.checkpoint), timeout)
         report["agreement"] = agreement
@@ -348,14 +341,14 @@ def goals(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if b4:
             out["faithful fp32 batch 4 per clip <= batch 1"] = dict(
                 met=b4 <= faithful["latency"], detail=f"{b4:.3f} s vs {faithful['latency']:.3f} s per clip")
-    fast = {k: r["latency"] for k, r in rows.items() if k.startswith(f"{OURS} fast bf16") and "latency" in r}
+    fast = {k: r["latency"] for k, r in rows.items() if k.startswith(OURS) and "latency" in r}
     if swin and fast:
         best = min(fast, key=fast.get)
         ratio = fast[best] / swin
         out["fast path >= 2.5x the authors"] = dict(
             met=ratio <= AUTHORS_VS_SWIN / 2.5, ratio_vs_swin3d_t=ratio, variant=best,
             detail=f"{best}: {ratio:.3f} x swin3d_t (goal <= {AUTHORS_VS_SWIN / 2.5:.3f}), {AUTHORS_VS_SWIN / ratio:.2f}x the authors")
-    agreement = {k: a for k, a in report.get("agreement", {}).items() if isinstance(a, dict) and "bf16" in k}
+    agreement = {k: a for k, a in report.get("agreement", {}).items() if isinstance(a, dict)}
     for k, a in agreement.items():
         out[f"{k} top-1 agreement >= 99%"] = dict(
             met=a["top1_agreement"] >= 0.99,
