@@ -96,14 +96,17 @@ def _timed(fn, repeats: int) -> list[float]:
 
 def measure_inference(model: str, variant: str | None, frames: int, size: int, batch: int, repeats: int,
                       flops: bool) -> dict[str, Any]:
+    """One model alone in this process: parameters, FLOPs, first-call time, latency, peak memory."""
     import torch
 
     torch.manual_seed(0)
     net = _build(model, variant)
+    plain = _build(model, None) if variant else net  # the fast path keeps fused weights as buffers
     x = torch.randn(batch, 3, frames, size, size)
-    out: dict[str, Any] = dict(params=sum(p.numel() for p in net.parameters()))
+    out: dict[str, Any] = dict(params=sum(p.numel() for p in plain.parameters()))
     if flops:
-        out["flops"] = count_flops(_build(model, None) if variant else net, x[:1])
+        out["flops"] = count_flops(plain, x[:1])
+    del plain
     rss = _rss_mb()
     with torch.inference_mode():
         start = time.perf_counter()
@@ -113,6 +116,30 @@ def measure_inference(model: str, variant: str | None, frames: int, size: int, b
         times = _timed(lambda: net(x), repeats)
     out.update(times=times, latency=statistics.median(times) / batch, peak_mb=_peak_mb(), act_mb=_peak_mb() - rss)
     return out
+
+
+def measure_latency(names: list[str], frames: int, size: int, batch: int, repeats: int) -> dict[str, Any]:
+    """All models in one process, timed in interleaved rounds, so that a machine whose load drifts during the
+    run slows every model alike: per model, wall and process CPU seconds per clip (medians over rounds)."""
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, frames, size, size)
+    nets = {name: _build(name.partition(" ")[0], name.partition(" ")[2] or None) for name in names}
+    with torch.inference_mode():
+        for name in names:
+            nets[name](x)  # warm-up (and compilation)
+            nets[name](x)
+        wall: dict[str, list[float]] = {n: [] for n in names}
+        cpu: dict[str, list[float]] = {n: [] for n in names}
+        for _ in range(repeats):
+            for name, net in nets.items():
+                start, start_cpu = time.perf_counter(), time.process_time()
+                net(x)
+                wall[name].append((time.perf_counter() - start) / batch)
+                cpu[name].append((time.process_time() - start_cpu) / batch)
+    return {n: dict(latency=statistics.median(wall[n]), cpu_s=statistics.median(cpu[n]), times=wall[n])
+            for n in names}
 
 
 def measure_training(frames: int, size: int, batch: int, steps: int, checkpointing: bool) -> dict[str, Any]:
@@ -174,9 +201,9 @@ def measure_agreement(variants: list[str], clips: int, checkpoint: str | None) -
 
 # --- orchestration --------------------------------------------------------------------------------------
 
-def run_worker(task: dict[str, Any], timeout: float) -> dict[str, Any]:
+def run_worker(task: dict[str, Any], timeout: float, threads: int) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; its stdout's last line is the JSON result."""
-    cmd = [sys.executable, "-m", "benchmarks.models", "--worker", json.dumps(task)]
+    cmd = [sys.executable, "-m", "benchmarks.models", "--worker", json.dumps({**task, "threads": threads})]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).parent.parent)
     except subprocess.TimeoutExpired:
@@ -188,7 +215,12 @@ def run_worker(task: dict[str, Any], timeout: float) -> dict[str, Any]:
 
 def _worker(task: dict[str, Any]) -> dict[str, Any]:
     kind = task.pop("kind")
-    return {"inference": measure_inference, "training": measure_training, "agreement": measure_agreement}[kind](**task)
+    import torch
+
+    torch.set_num_threads(task.pop("threads"))
+    measure = dict(inference=measure_inference, latency=measure_latency, training=measure_training,
+                   agreement=measure_agreement)[kind]
+    return measure(**task)
 
 
 def machine() -> dict[str, Any]:
@@ -207,22 +239,30 @@ def machine() -> dict[str, Any]:
                 load_start=os.getloadavg())
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return format("-", ">" + spec.split(".")[0]) if value is None else format(value, spec)
 
 
 def print_inference(rows: dict[str, dict[str, Any]]) -> None:
     swin = rows.get("swin3d_t", {}).get("latency")
-    print(f"\n{'model':30s} {'params M':>8s} {'GFLOPs':>7s} {'B=1 s/clip':>10s} {'B=4 s/clip':>10s} "
+    print(f"\n{'model':28s} {'params M':>8s} {'GFLOPs':>7s} {'B=1 s/clip':>10s} {'CPU s':>6s} {'B=4 s/clip':>10s} "
           f"{'clips/s':>7s} {'x swin3d_t':>10s} {'peak MB':>8s} {'act. MB':>7s}")
     for name, r in rows.items():
         if "error" in r:
-            print(f"{name:30s} error: {r['error']}")
+            print(f"{name:28s} error: {r['error']}")
             continue
         b4 = r.get("batch4", {}).get("latency")
-        print(f"{name:30s} {r['params'] / 1e6:8.2f} {_fmt(r.get('flops') and r['flops'] / 1e9, '7.2f')} {r['latency']:10.3f} "
-              f"{_fmt(b4, '10.3f')} {1 / min(r['latency'], b4 or 1e9):7.2f} {_fmt(swin and r['latency'] / swin, '10.3f')} "
-              f"{r['peak_mb']:8.0f} {r['act_mb']:7.0f}")
+        print(f"{name:28s} {r['params'] / 1e6:8.2f} {_fmt(r.get('flops') and r['flops'] / 1e9, '7.2f')} "
+              f"{r['latency']:10.3f} {r['cpu_s']:6.2f} {_fmt(b4, '10.3f')} {1 / min(r['latency'], b4 or 1e9):7.2f} "
+              f"{_fmt(swin and r['latency'] / swin, '10.3f')} {r['peak_mb']:8.0f} {r['act_mb']:7.0f}")
+    print("B=1 s/clip: wall-clock median of interleaved rounds; CPU s: process CPU seconds per clip (all threads);"
+          " clips/s: the better of batch 1 and 4; peak/act. MB: the model alone in a process")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", help="trained checkpoint for the agreement check (default: bundled)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["inference", "agreement", "scaling", "training"])
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/models[_quick].json)")
+    parser.add_argument("--threads", type=int, default=torch_threads(), help="torch threads (default: torch's)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -241,13 +282,14 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     repeats = args.repeats or (3 if quick else 10)
     variants = list(VARIANTS)
-    suffix = "_quick" if quick else ""
+    suffix = ("_quick" if quick else "") + (f"_{args.threads}threads" if args.threads != torch_threads() else "")
     out_path = args.out or RESULTS / f"models{suffix}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = dict(machine=machine(), quick=quick, repeats=repeats, input="16x224x224")
+    report: dict[str, Any] = dict(machine=machine(), quick=quick, repeats=repeats, input="16x224x224",
+                                  threads=args.threads)
     print(f"{report['machine']}\nrepeats={repeats}", flush=True)
     started = time.time()
-    timeout = 1800.0
+    worker = (1800.0, args.threads)  # timeout, torch threads
 
     def save() -> None:
         report["machine"]["load_end"] = os.getloadavg()
@@ -255,25 +297,34 @@ def main(argv: list[str] | None = None) -> int:
         out_path.write_text(json.dumps(report, indent=1))
 
     if "inference" not in args.skip:
+        names = [f"{OURS} {v}" for v in variants] + list(THEIRS)
         rows: dict[str, dict[str, Any]] = {}
-        for name in [f"{OURS} {v}" for v in variants] + list(THEIRS):
+        for name in names:  # alone in a process: memory, FLOPs, first call
             model, _, variant = name.partition(" ")
-            task = dict(kind="inference", model=model, variant=variant or None, frames=16, size=224, batch=1,
-                        repeats=repeats, flops=variant in ("", "eager fp32"))
-            rows[name] = run_worker(task, timeout)
-            if model == OURS and "error" not in rows[name] and (not quick or variant.startswith("fast")):
-                rows[name]["batch4"] = run_worker({**task, "batch": 4, "flops": False}, timeout)
+            rows[name] = run_worker(dict(kind="inference", model=model, variant=variant or None, frames=16,
+                                         size=224, batch=1, repeats=1, flops=variant in ("", "eager fp32")), *worker)
             if model == OURS and "flops" in rows.get(f"{OURS} eager fp32", {}):
                 rows[name].setdefault("flops", rows[f"{OURS} eager fp32"]["flops"])
-            print(f"  {name}: {rows[name].get('latency', rows[name].get('error'))}", flush=True)
-            report["inference"] = rows
-            save()
+            print(f"  {name}: {rows[name].get('peak_mb', rows[name].get('error'))} MB peak", flush=True)
+        ok = [n for n in names if "error" not in rows[n]]
+        for batch, subset in ((1, ok), (4, [n for n in ok if n.startswith(f"{OURS} fast")])):
+            timing = run_worker(dict(kind="latency", names=subset, frames=16, size=224, batch=batch,
+                                     repeats=repeats), *worker)
+            for name in subset:
+                if "error" in timing:
+                    rows[name]["error"] = timing["error"]
+                elif batch == 1:
+                    rows[name].update(timing[name], alone_latency=rows[name].pop("latency"))
+                else:
+                    rows[name]["batch4"] = timing[name]
+        report["inference"] = rows
+        save()
         print_inference(rows)
 
     if "agreement" not in args.skip:
         fast = [v for v in variants if v.startswith("fast")]
         agreement = run_worker(dict(kind="agreement", variants=fast, clips=16 if quick else 96,
-                                    checkpoint=args.checkpoint), timeout)
+                                    checkpoint=args.checkpoint), *worker)
         report["agreement"] = agreement
         save()
         print(f"\nagreement with fp32 on {agreement.get('clips')} SynthMotion clips ({agreement.get('source')}):")
@@ -290,12 +341,12 @@ def main(argv: list[str] | None = None) -> int:
             for frames, size in points:
                 task = dict(kind="inference", model=model, variant=variant, frames=frames, size=size, batch=1,
                             repeats=max(1, repeats // 2), flops=True)
-                scaling[label][f"{frames}x{size}"] = run_worker(task, timeout)
+                scaling[label][f"{frames}x{size}"] = run_worker(task, *worker)
                 r = scaling[label][f"{frames}x{size}"]
                 print(f"  {label} {frames}x{size}: {r.get('latency', r.get('error'))}", flush=True)
             scaling[label]["16x224"] = report.get("inference", {}).get(label) or run_worker(
                 dict(kind="inference", model=model, variant=variant, frames=16, size=224, batch=1,
-                     repeats=max(1, repeats // 2), flops=True), timeout)
+                     repeats=max(1, repeats // 2), flops=True), *worker)
         report["scaling"] = scaling
         save()
         plot_scaling(scaling, RESULTS / f"scaling{suffix}.png")
@@ -305,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         for ckpt in (False, True):
             task = dict(kind="training", frames=16, size=224, batch=train_batch, steps=max(2, repeats // 2),
                         checkpointing=ckpt)
-            training["grad checkpointing" if ckpt else "plain"] = run_worker(task, timeout)
+            training["grad checkpointing" if ckpt else "plain"] = run_worker(task, *worker)
         report["training"] = training
         save()
         print(f"\ntraining {OURS} fp32, batch {train_batch}, 16x224x224, SGD step:")
@@ -329,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def goals(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Issue 9's goals, checked against this run's measurements."""
-    rows, out = report["inference"], {}
+    rows, out = {k: r for k, r in report["inference"].items() if "error" not in r}, {}
     swin = rows.get("swin3d_t", {}).get("latency")
     faithful = rows.get(f"{OURS} fast fp32", {})
     if swin and "latency" in faithful:

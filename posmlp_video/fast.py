@@ -113,7 +113,7 @@ class FusedBranches(nn.Module):
         *thw, C = x.shape
         x = x.reshape(-1, C)
         y = torch.addmm(self.fc1_bias, self.fc1_weight, F.layer_norm(x, (C,), eps=self.eps).t())
-        y = torch._C._nn.gelu_(y)  # (branches * 2C, tokens)
+        y = torch.ops.aten.gelu_(y)  # (branches * 2C, tokens), in place
         for i, gate in enumerate(self.gates):
             g = y.new_empty(C + 1, x.shape[0])
             g[C] = 1  # carries fc2's bias

@@ -80,3 +80,10 @@ def test_cached_mixing_matrices_follow_parameter_updates():
     model.train()
     model(x).sum().backward()
     assert all(p.grad is not None for n, p in model.named_parameters() if n.endswith("bias_table"))
+
+
+def test_a_model_built_under_inference_mode_runs():
+    with torch.inference_mode():
+        model = create_model("posmlp_video_xs").eval()
+        x = torch.randn(1, 3, 8, 64, 64)
+        torch.testing.assert_close(optimize_for_inference(model)(x), model(x), rtol=1e-4, atol=1e-5)

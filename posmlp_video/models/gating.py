@@ -187,12 +187,13 @@ class PositionalGatingUnit(nn.Module):
         """
         window = self.window if window is None else tuple(window)
         table, bias = self.relative_position_bias_table, self.token_bias
-        use_cache = not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling())
+        # inference tensors (made under torch.inference_mode) have no version counter to validate a cache by
+        use_cache = not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling()
+                         or table.is_inference() or bias.is_inference())
         if use_cache and window in self._cache:
             t, tv, b, bv, expanded = self._cache[window]
             if (t.data_ptr(), tv, b.data_ptr(), bv) == (table.data_ptr(), table._version, bias.data_ptr(), bias._version):
                 return expanded
-        key = (table.detach(), table._version, bias.detach(), bias._version)  # aliases keep the storage alive
         if window == self.window:
             index = self.relative_position_index
         else:
@@ -200,8 +201,9 @@ class PositionalGatingUnit(nn.Module):
             table, bias = resize_position_params(table, bias, self.window, window, centre)
             index = relative_position_index(window).to(table.device)
         expanded = table.t().contiguous()[:, index], bias  # (gamma, N, N), contiguous for bmm
-        if use_cache:
-            self._cache[window] = (*key, expanded)
+        if use_cache:  # the aliases keep the storage alive, so its address identifies it
+            p, b = self.relative_position_bias_table, self.token_bias
+            self._cache[window] = (p.detach(), p._version, b.detach(), b._version, expanded)
         return expanded
 
     def _mix_groups(self, tokens: torch.Tensor, window: Sequence[int]) -> torch.Tensor:
