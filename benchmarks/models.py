@@ -349,9 +349,6 @@ def main(argv: list[str] | None = None) -> int:
                 scaling[label][f"{frames}x{size}"] = run_worker(task, *worker)
                 r = scaling[label][f"{frames}x{size}"]
                 print(f"  {label} {frames}x{size}: {r.get('latency', r.get('error'))}", flush=True)
-            scaling[label]["16x224"] = report.get("inference", {}).get(label) or run_worker(
-                dict(kind="inference", model=model, variant=variant, frames=16, size=224, batch=1,
-                     repeats=max(1, repeats // 2), flops=True), *worker)
         report["scaling"] = scaling
         save()
         plot_scaling(scaling, RESULTS / f"scaling{suffix}.png")
