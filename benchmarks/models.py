@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             if model == OURS and "flops" in rows.get(f"{OURS} eager fp32", {}):
                 rows[name].setdefault("flops", rows[f"{OURS} eager fp32"]["flops"])
             print(f"  {name}: {rows[name].get('peak_mb', rows[name].get('error'))} MB peak", flush=True)
-        # interleaved timing, without the compiled model: in the same process inductor's kernels slowed the others
+        # interleaved timing; the compiled model is timed alone, keeping inductor's runtime out of the others' process
         ok = [n for n in names if "error" not in rows[n] and "compiled" not in n]
         for batch, subset in ((1, ok), (4, [n for n in ok if n.startswith(f"{OURS} fast")])):
             timing = run_worker(dict(kind="latency", names=subset, frames=16, size=224, batch=batch,
