@@ -43,6 +43,7 @@ class Predictor:
         self.meta = meta
         self.class_names: list[str] = list(meta["class_names"])
         self.sampler = ClipSampler.from_meta(meta)
+        self.device = next(model.parameters()).device  # inputs follow the model (CPU or GPU)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None) -> Predictor:
@@ -65,7 +66,7 @@ class Predictor:
         view = preprocess(self.sample(source), self.meta)
         forward_start = time.perf_counter()
         with torch.inference_mode():
-            probabilities = self.model(view.tensor.unsqueeze(0)).softmax(dim=-1)[0]
+            probabilities = self.model(view.tensor.unsqueeze(0).to(self.device)).softmax(dim=-1)[0].cpu()
         end = time.perf_counter()
         scores, indices = probabilities.topk(min(top_k, len(self.class_names)))
         top = [(self.class_names[i], float(s)) for s, i in zip(scores.tolist(), indices.tolist())]

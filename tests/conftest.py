@@ -26,3 +26,6 @@ def _seed() -> None:
 def video_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``{name: path}`` of the PyAV-written test videos and broken files (see tests/video_corpus.py)."""
     return build_corpus(tmp_path_factory.mktemp("video_corpus"))
+
+
+from app_server import app_server, client  # noqa: E402, F401  (session fixtures of the app tests)

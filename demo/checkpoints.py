@@ -1,0 +1,134 @@
+"""Which checkpoints the app may load, and a small cache of loaded ones.
+
+The browser names checkpoints only by their name in the listing of ``--checkpoint-dir`` (files whose real
+path lies inside it: traversal and symlinks out are refused) or uploads one. Everything is loaded through
+`posmlp_video.checkpoint.load_checkpoint` (safetensors, or ``torch.load(weights_only=True)`` for the authors'
+.pth/.pyth), never unpickled.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from analysis import BiasTable, complexity_table, format_complexity, relative_position_biases
+from posmlp_video.checkpoint import BUNDLED_CHECKPOINT, LABEL_FILES, load_checkpoint, load_class_names
+from posmlp_video.errors import CheckpointError
+from posmlp_video.predict import Predictor
+
+SUFFIXES = (".safetensors", ".pth", ".pyth")
+LABEL_SETS = tuple(LABEL_FILES)  # class lists for the authors' checkpoints, which carry none
+DEFAULT_KEY = "default"
+
+
+class CheckpointDir:
+    """The checkpoint files of one folder, addressed by their relative name only."""
+
+    def __init__(self, root: str | Path | None) -> None:
+        self.root = Path(root).resolve() if root is not None else None
+        if self.root is not None and not self.root.is_dir():
+            raise CheckpointError(f"--checkpoint-dir {root} is not a folder")
+
+    def names(self) -> list[str]:
+        """Relative names of the checkpoint files whose real path is inside the folder, sorted."""
+        if self.root is None:
+            return []
+        found = []
+        for path in self.root.rglob("*"):
+            real = path.resolve()
+            if path.suffix in SUFFIXES and real.is_file() and real.is_relative_to(self.root):
+                found.append(path.relative_to(self.root).as_posix())
+        return sorted(found)
+
+    def resolve(self, name: str) -> Path:
+        """The real path of a listed name; anything else (traversal, absolute, symlink out) is refused."""
+        if name not in self.names():
+            raise CheckpointError(f"no checkpoint named {name!r} in the checkpoint folder")
+        return (self.root / name).resolve()
+
+
+def check_upload(path: str | Path) -> Path:
+    """An uploaded file's path if its suffix is a checkpoint format we read, else a one-line error."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise CheckpointError(f"{path.name}: upload a {', '.join(SUFFIXES)} checkpoint")
+    return path
+
+
+@dataclass
+class Loaded:
+    """One loaded checkpoint: the predictor, and what the tabs derive from it (computed once, on demand)."""
+
+    name: str
+    predictor: Predictor
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.predictor.model
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.predictor.meta
+
+    @cached_property
+    def tables(self) -> list[BiasTable]:
+        return relative_position_biases(self.model)
+
+    @cached_property
+    def complexity(self) -> str:
+        with self.lock:  # FLOP counting runs a forward pass with a global counter mode
+            return format_complexity(complexity_table(self.model))
+
+
+class ModelCache:
+    """Loaded checkpoints by key: the default one always, plus the `capacity` most recently used others.
+
+    A key maps to a file and class list (`add`), so an evicted checkpoint is reloaded when asked for again.
+    """
+
+    def __init__(self, default: str | Path | None, device: str, capacity: int = 2) -> None:
+        self.device = device
+        self.capacity = capacity
+        self._sources: dict[str, tuple[Path | None, str, list[str] | None]] = {}
+        self._loaded: OrderedDict[str, Loaded] = OrderedDict()
+        self._lock = threading.Lock()
+        name = Path(default).name if default is not None else BUNDLED_CHECKPOINT.name
+        self._sources[DEFAULT_KEY] = (Path(default) if default is not None else None, name, None)
+        self.get(DEFAULT_KEY)  # fail at start, not at the first request
+
+    def add(self, path: Path, name: str, label_set: str | None = None) -> str:
+        """Load a checkpoint file (an authors' one needs `label_set`) and return its key."""
+        class_names = None
+        if path.suffix != ".safetensors":
+            if label_set not in LABEL_SETS:
+                raise CheckpointError(f"{name} is an authors' checkpoint: choose its class list ({', '.join(LABEL_SETS)})")
+            class_names = load_class_names(label_set)
+        key = f"{name} [{label_set}]" if class_names else name
+        with self._lock:
+            self._sources[key] = (path, name, class_names)
+            self._loaded.pop(key, None)  # a new file under a known name replaces the old model
+        self.get(key)
+        return key
+
+    def get(self, key: str) -> Loaded:
+        """The loaded checkpoint for `key`, loading it if needed."""
+        with self._lock:
+            if key in self._loaded:
+                self._loaded.move_to_end(key)
+                return self._loaded[key]
+            if key not in self._sources:
+                raise CheckpointError(f"checkpoint {key!r} is not loaded any more: pick or upload it again")
+            path, name, class_names = self._sources[key]
+            loaded = Loaded(name, Predictor(*load_checkpoint(path, class_names=class_names, device=self.device)))
+            self._loaded[key] = loaded
+            others = [k for k in self._loaded if k != DEFAULT_KEY]
+            for old in others[: max(0, len(others) - self.capacity)]:
+                del self._loaded[old]
+            return loaded
