@@ -91,25 +91,25 @@ def window_from_params(table_len: int, num_tokens: int, ndim: int) -> tuple[int,
     raise ValueError(f"no t x w x w window has {num_tokens} tokens and {table_len} offsets")
 
 
-def _pad_partition(x: torch.Tensor, window: tuple[int, int, int]) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """(B, T, H, W, C) -> (B * windows, wt * wh * ww, C), zero-padding T, H, W up to multiples."""
+def _group_major(x: torch.Tensor, window: tuple[int, int, int], gamma: int) -> torch.Tensor:
+    """View (B, T, H, W, C), T/H/W multiples of the window, as (gamma, wt, wh, ww, B, nt, nh, nw, C / gamma).
+
+    Channel c = v * gamma + s goes to group s, so ``.reshape(gamma, N, -1)`` of this view gives every group's
+    window tokens as the rows of one matrix: the layout a single batched matmul needs (one copy).
+    """
     B, T, H, W, C = x.shape
     wt, wh, ww = window
-    pt, ph, pw = -T % wt, -H % wh, -W % ww
-    if pt or ph or pw:
-        x = F.pad(x, (0, 0, 0, pw, 0, ph, 0, pt))
-    Tp, Hp, Wp = T + pt, H + ph, W + pw
-    x = x.view(B, Tp // wt, wt, Hp // wh, wh, Wp // ww, ww, C).permute(0, 1, 3, 5, 2, 4, 6, 7)
-    return x.reshape(-1, wt * wh * ww, C), (B, Tp, Hp, Wp)
+    x = x.view(B, T // wt, wt, H // wh, wh, W // ww, ww, C // gamma, gamma)
+    return x.permute(8, 2, 4, 6, 0, 1, 3, 5, 7)
 
 
-def _unpartition(x: torch.Tensor, window: tuple[int, int, int], padded: tuple[int, ...]) -> torch.Tensor:
-    """Inverse of `_pad_partition` (padding kept; the caller crops)."""
+def _channels_last(x: torch.Tensor, window: tuple[int, int, int], padded: tuple[int, ...]) -> torch.Tensor:
+    """Inverse of `_group_major` for a (gamma, N, K) result: a (B, nt, wt, nh, wh, nw, ww, C/gamma, gamma) view."""
     B, Tp, Hp, Wp = padded
     wt, wh, ww = window
-    C = x.shape[-1]
-    x = x.view(B, Tp // wt, Hp // wh, Wp // ww, wt, wh, ww, C).permute(0, 1, 4, 2, 5, 3, 6, 7)
-    return x.reshape(B, Tp, Hp, Wp, C)
+    gamma = x.shape[0]
+    x = x.view(gamma, wt, wh, ww, B, Tp // wt, Hp // wh, Wp // ww, -1)
+    return x.permute(4, 5, 1, 6, 2, 7, 3, 8, 0)
 
 
 class PositionalGatingUnit(nn.Module):
@@ -152,6 +152,7 @@ class PositionalGatingUnit(nn.Module):
         self.relative_position_bias_table = nn.Parameter(torch.zeros(math.prod(2 * w - 1 for w in window), gamma))
         self.token_bias = nn.Parameter(torch.zeros(math.prod(window)))
         self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
+        self._cache: dict[tuple[int, ...], tuple] = {}  # window -> (table, version, bias, version, expanded)
         self.reset_parameters(table_init)
 
     def reset_parameters(self, table_init: str = "zeros") -> None:
@@ -178,40 +179,63 @@ class PositionalGatingUnit(nn.Module):
         return tuple(out)
 
     def mixing_weights(self, window: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The expanded (gamma, N, N) mixing matrices and (N,) token biases applied for `window`."""
+        """The expanded (gamma, N, N) mixing matrices and (N,) token biases applied for `window`.
+
+        In eval mode without autograd the expansion is cached per window and refreshed whenever the table
+        or token bias changes (a new tensor, or an in-place update such as ``load_state_dict``). Under
+        torch.compile it is recomputed in the graph (and constant-folded when the graph freezes weights).
+        """
         window = self.window if window is None else tuple(window)
         table, bias = self.relative_position_bias_table, self.token_bias
+        # inference tensors (made under torch.inference_mode) have no version counter to validate a cache by
+        use_cache = not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling()
+                         or table.is_inference() or bias.is_inference())
+        if use_cache and window in self._cache:
+            t, tv, b, bv, expanded = self._cache[window]
+            if (t.data_ptr(), tv, b.data_ptr(), bv) == (table.data_ptr(), table._version, bias.data_ptr(), bias._version):
+                return expanded
         if window == self.window:
             index = self.relative_position_index
         else:
             centre = [axis == "t" for axis in AXES[self.kind]]
             table, bias = resize_position_params(table, bias, self.window, window, centre)
             index = relative_position_index(window).to(table.device)
-        n = math.prod(window)
-        weights = table[index.reshape(-1)].reshape(n, n, self.gamma).permute(2, 0, 1)
-        return weights, bias
+        expanded = table.t().contiguous()[:, index], bias  # (gamma, N, N), contiguous for bmm
+        if use_cache:  # the aliases keep the storage alive, so its address identifies it
+            p, b = self.relative_position_bias_table, self.token_bias
+            self._cache[window] = (p.detach(), p._version, b.detach(), b._version, expanded)
+        return expanded
+
+    def _mix_groups(self, tokens: torch.Tensor, window: Sequence[int]) -> torch.Tensor:
+        """(gamma, N, K) tokens of each channel group -> mixed, one batched matmul with the bias fused."""
+        weights, bias = self.mixing_weights(window)
+        return torch.baddbmm(bias.to(tokens.dtype)[None, :, None], weights.to(tokens.dtype), tokens)
 
     def mix(self, u: torch.Tensor, window: Sequence[int] | None = None) -> torch.Tensor:
         """Mix (B, N, C) window tokens: out[b, m, c] = sum_n W[c mod gamma, m, n] u[b, n, c] + bias[m]."""
-        weights, bias = self.mixing_weights(window)
+        window = self.window if window is None else tuple(window)
         B, N, C = u.shape
-        out = torch.einsum("smn,bnvs->bmvs", weights.to(u.dtype), u.reshape(B, N, C // self.gamma, self.gamma))
-        return (out + bias.to(u.dtype)[:, None, None]).reshape(B, N, C)
+        tokens = u.reshape(B, N, C // self.gamma, self.gamma).permute(3, 1, 0, 2).reshape(self.gamma, N, -1)
+        out = self._mix_groups(tokens, window).view(self.gamma, N, B, -1)
+        return out.permute(2, 1, 3, 0).reshape(B, N, C)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, H, W, 2 * dim) -> (B, T, H, W, dim)."""
+        """(B, T, H, W, 2 * dim) -> (B, T, H, W, dim).
+
+        The u half is copied once into group-major window order, mixed by one batched matmul, and read back
+        through a strided view by the product with v, which writes the channels-last result.
+        """
         u, v = x.chunk(2, dim=-1)
         B, T, H, W, C = u.shape
         window = self.runtime_window(T, H, W)
         sizes = dict(zip(AXES[self.kind], window))
         win3 = (sizes.get("t", 1), sizes.get("h", 1), sizes.get("w", 1))
-        tokens, padded = _pad_partition(u, win3)
-        if padded[1:] != (T, H, W):
-            valid = torch.zeros(1, *padded[1:], 1, dtype=u.dtype, device=u.device)
-            valid[:, :T, :H, :W] = 1
-            mask, _ = _pad_partition(valid, win3)  # (windows per clip, N, 1)
-            tokens = (tokens.view(B, -1, *tokens.shape[1:]) * mask).flatten(0, 1)
-        out = _unpartition(self.mix(tokens, window), win3, padded)
-        if padded[1:] != (T, H, W):
-            out = out[:, :T, :H, :W]
-        return out * v
+        pad = [-n % w for n, w in zip((T, H, W), win3)]
+        if any(pad):  # zero tokens: the padding adds nothing to the mixing of real tokens
+            u = F.pad(u, (0, 0, 0, pad[2], 0, pad[1], 0, pad[0]))
+        padded = (B, *u.shape[1:4])
+        tokens = _group_major(u, win3, self.gamma).reshape(self.gamma, math.prod(window), -1)
+        out = _channels_last(self._mix_groups(tokens, window), win3, padded)
+        if any(pad):
+            return v * out.reshape(*padded, C)[:, :T, :H, :W]
+        return (v.view(out.shape) * out).view(B, T, H, W, C)

@@ -42,8 +42,12 @@ class Stem(nn.Module):
         self.bn2 = nn.BatchNorm3d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C_in, T, H, W) -> (B, T, H/4, W/4, dim)."""
-        return _to_channels_last(self.bn2(self.conv2(self.act(self.bn1(self.conv1(x))))))
+        """(B, C_in, T, H, W) -> (B, T, H/4, W/4, dim), stored channels-last.
+
+        Made contiguous once here: a strided view would make every LayerNorm of the first stage copy it and
+        every residual sum keep its channels-first layout.
+        """
+        return _to_channels_last(self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))).contiguous()
 
 
 class Downsample(nn.Module):

@@ -1,0 +1,89 @@
+"""The inference fast path computes what the model computes (checked, not timed: see benchmarks/models.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from posmlp_video.convert import from_official
+from posmlp_video.data.synthmotion import SynthMotion
+from posmlp_video.fast import optimize_for_inference
+from posmlp_video.models import create_model
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+@pytest.fixture(scope="module")
+def clips() -> torch.Tensor:
+    """16 normalised SynthMotion clips at the XS model's input (8 x 64 x 64)."""
+    data = SynthMotion(16, seed=7, num_frames=8, size=64)
+    video = torch.from_numpy(np.stack([data[i]["video"] for i in range(len(data))]))
+    return (video.permute(0, 4, 1, 2, 3).float() / 255 - 0.45) / 0.225
+
+
+def test_faithful_fast_path_matches_the_authors_reference(official_small):
+    model = from_official(official_small["checkpoint"])
+    fast = optimize_for_inference(model)
+    assert rel_err(fast(official_small["input"]), official_small["logits"]) <= 1e-5
+
+
+@pytest.mark.parametrize("block_types", ["parallel", ("joint", "sequential", "temporal", "spatial")])
+def test_fp32_fast_path_matches_the_model(block_types, clips):
+    # temporal windows smaller than the clip (tiling), larger (interpolated) and padded maps (72 x 80)
+    model = create_model("posmlp_video_xs", block_types=block_types, temporal_windows=(4, 8, 3, 8),
+                         table_init="trunc_normal").eval()
+    x = torch.nn.functional.interpolate(clips[:4], size=(10, 72, 80))
+    with torch.no_grad():
+        expected = model(x)
+    got = optimize_for_inference(model)(x)
+    assert rel_err(got, expected) <= 1e-5
+    assert torch.equal(got.argmax(1), expected.argmax(1))
+
+
+def test_bf16_agrees_with_fp32(clips):
+    model = create_model("posmlp_video_xs", table_init="trunc_normal").eval()
+    with torch.no_grad():
+        expected = model(clips)
+    got = optimize_for_inference(model, dtype=torch.bfloat16)(clips)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    # an untrained model's logits are nearly tied, so a loose agreement bound; the benchmark reports the real one
+    assert rel_err(got, expected) <= 0.05
+    assert (got.argmax(1) == expected.argmax(1)).float().mean() >= 0.75
+
+
+def test_fast_copy_leaves_the_model_alone_and_runs_without_autograd():
+    model = create_model("posmlp_video_xs").train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    fast = optimize_for_inference(model)
+    assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    assert not fast(torch.randn(1, 3, 8, 64, 64)).requires_grad
+
+
+def test_cached_mixing_matrices_follow_parameter_updates():
+    model = create_model("posmlp_video_xs", table_init="trunc_normal").eval()
+    x = torch.randn(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        model.stages[0].blocks[0].spatial.gate.relative_position_bias_table.add_(0.5)
+        after = model(x)
+        model.load_state_dict(create_model("posmlp_video_xs", table_init="trunc_normal").state_dict())
+        reloaded = model(x)
+    assert not torch.allclose(before, after)
+    fresh = create_model("posmlp_video_xs", table_init="trunc_normal").eval()
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded, fresh(x))
+    # training mode never uses the cache: gradients reach every table
+    model.train()
+    model(x).sum().backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if n.endswith("bias_table"))
+
+
+def test_a_model_built_under_inference_mode_runs():
+    with torch.inference_mode():
+        model = create_model("posmlp_video_xs").eval()
+        x = torch.randn(1, 3, 8, 64, 64)
+        torch.testing.assert_close(optimize_for_inference(model)(x), model(x), rtol=1e-4, atol=1e-5)
