@@ -26,7 +26,8 @@ def test_integrated_gradients_completeness_on_bundled_model(bundled):
     model, meta = bundled
     data = clips(meta, 3, seed=2024)
     for i in range(len(data)):
-        result = attribute(model, data[i]["video"], "integrated_gradients", meta=meta, steps=32)
+        # 128 Gauss-Legendre steps: on the sharp trained model 32 steps leave |delta| near 5% on some clips
+        result = attribute(model, data[i]["video"], "integrated_gradients", meta=meta, steps=128)
         assert result.values.shape == data[i]["video"].shape[:3]
         assert abs(result.logit_change) > 1e-3
         assert abs(result.delta) <= 0.05 * abs(result.logit_change), (i, result.delta, result.logit_change)
