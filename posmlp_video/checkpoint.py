@@ -8,8 +8,6 @@ The metadata says how to rebuild the model (``model``, ``model_kwargs``) and how
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from posmlp_video.atomic import atomic_path
 from posmlp_video.errors import CheckpointError
 from posmlp_video.models import PosMLPVideo
 from posmlp_video.models.gating import AXES, PositionalGatingUnit, resize_position_params, window_from_params
@@ -60,16 +59,9 @@ def save_checkpoint(model: PosMLPVideo, path: str | Path, meta: dict[str, Any]) 
     meta["model_kwargs"] = dict(model.config)
     meta.setdefault("model", "posmlp_video")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={META_KEY: json.dumps(meta)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
     return path
 
 

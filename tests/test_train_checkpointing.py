@@ -39,7 +39,8 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     save_training_state({"model": {"w": torch.ones(2)}, "epoch": 1}, path)
 
     def dies_mid_write(obj, f):
-        f.write(b"half a checkpoint")
+        with open(f, "wb") as out:  # torch.save gets the temporary path
+            out.write(b"half a checkpoint")
         raise KeyboardInterrupt  # e.g. Ctrl-C while writing
 
     monkeypatch.setattr(checkpointing.torch, "save", dies_mid_write)

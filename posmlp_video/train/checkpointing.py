@@ -8,16 +8,15 @@ the old one, so a process killed at any moment leaves either the previous or the
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from posmlp_video.atomic import atomic_path
 from posmlp_video.errors import CheckpointError
 
 
@@ -53,17 +52,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_training_state(state: dict[str, Any], path: str | Path) -> Path:
     """Write `state` atomically: temp file in the same folder, fsync, rename over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     return path
 
 
@@ -86,14 +76,5 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace a small text file atomically (used to rewrite metrics.jsonl on resume)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
