@@ -134,7 +134,11 @@ def _fuse_block(block: PosMLPBlock) -> nn.Sequential:
 
 
 class InferenceModel(nn.Module):
-    """Runs `model` without autograd in `dtype`; takes and returns float32 like the original model."""
+    """Runs `model` without autograd in `dtype`; takes and returns float32 like the original model.
+
+    On CPU a batch runs one clip at a time: a clip's activations stay in cache, while a batch's do not
+    (S16, 16 x 224 x 224 on 2 cores: 0.58 s per clip as one batch of 4, 0.46 s one by one, 0.44 s at batch 1).
+    """
 
     def __init__(self, model: PosMLPVideo, dtype: torch.dtype) -> None:
         super().__init__()
@@ -142,7 +146,10 @@ class InferenceModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.model(x.to(self.dtype)).float()
+            x = x.to(self.dtype)
+            if x.device.type == "cpu" and x.shape[0] > 1:
+                return torch.cat([self.model(clip).float() for clip in x.split(1)])
+            return self.model(x).float()
 
 
 def optimize_for_inference(model: PosMLPVideo, dtype: torch.dtype = torch.float32) -> InferenceModel:
