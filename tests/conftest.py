@@ -17,6 +17,15 @@ def official_small() -> dict:
     return torch.load(DATA / "official_small.pt", weights_only=True)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: a second thread only adds overhead, and stalls badly when the CPU is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -26,13 +26,7 @@ TINY = ["data.num_frames=4", "data.input_size=32", "data.resize_short=32", "data
         "train.batch_size=6"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: a second thread only adds overhead, and stalls badly when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(tmp_path: Path, *overrides: str) -> dict:
