@@ -125,9 +125,9 @@ class PositionalGatingUnit(nn.Module):
             instead of tiling windows.
         table_init: "zeros" (the authors' effective init) or "trunc_normal" (std 0.02).
 
-    Spatial maps that the window does not divide are zero-padded and the padded tokens are masked out
-    of the mixing, so they contribute nothing to real tokens; a map smaller than the window uses the
-    window's leading part, which is the same computation without the padding.
+    Maps that the window does not divide are padded with zero u tokens (after the projection), so the
+    padding contributes nothing to real tokens; a map smaller than the window uses the window's leading
+    part, which is the same computation without the padding.
     """
 
     def __init__(
@@ -153,6 +153,7 @@ class PositionalGatingUnit(nn.Module):
         self.token_bias = nn.Parameter(torch.zeros(math.prod(window)))
         self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
         self._cache: dict[tuple[int, ...], tuple] = {}  # window -> (table, version, bias, version, expanded)
+        self._indices: dict[tuple, torch.Tensor] = {}  # (window, device) -> index of a window other than ours
         self.reset_parameters(table_init)
 
     def reset_parameters(self, table_init: str = "zeros") -> None:
@@ -194,17 +195,24 @@ class PositionalGatingUnit(nn.Module):
             t, tv, b, bv, expanded = self._cache[window]
             if (t.data_ptr(), tv, b.data_ptr(), bv) == (table.data_ptr(), table._version, bias.data_ptr(), bias._version):
                 return expanded
-        if window == self.window:
-            index = self.relative_position_index
-        else:
+        index = self._index(window)
+        if window != self.window:
             centre = [axis == "t" for axis in AXES[self.kind]]
             table, bias = resize_position_params(table, bias, self.window, window, centre)
-            index = relative_position_index(window).to(table.device)
         expanded = table.t().contiguous()[:, index], bias  # (gamma, N, N), contiguous for bmm
         if use_cache:  # the aliases keep the storage alive, so its address identifies it
             p, b = self.relative_position_bias_table, self.token_bias
             self._cache[window] = (p.detach(), p._version, b.detach(), b._version, expanded)
         return expanded
+
+    def _index(self, window: tuple[int, ...]) -> torch.Tensor:
+        """The (N, N) index for `window`; built once per window and device (it depends on nothing else)."""
+        if window == self.window:
+            return self.relative_position_index
+        key = (window, self.relative_position_index.device)
+        if key not in self._indices:
+            self._indices[key] = relative_position_index(window).to(key[1])
+        return self._indices[key]
 
     def _mix_groups(self, tokens: torch.Tensor, window: Sequence[int]) -> torch.Tensor:
         """(gamma, N, K) tokens of each channel group -> mixed, one batched matmul with the bias fused."""
