@@ -142,3 +142,16 @@ def test_bad_configuration_errors_are_clear():
         PositionalGatingUnit(8, "spatial", (4,), gamma=4)
     with pytest.raises(ValueError, match="table_init"):
         PositionalGatingUnit(8, "temporal", (4,), gamma=4, table_init="ones")
+
+
+def test_index_cached_under_inference_mode_still_serves_autograd():
+    """A map smaller than the window first seen under inference_mode (e.g. the app classifying), then trained
+    or attributed through (autograd): the cached index of that window must work in both."""
+    unit = PositionalGatingUnit(8, "spatial", (4, 4), gamma=2, table_init="trunc_normal")
+    x = torch.randn(1, 2, 3, 3, 16)
+    with torch.inference_mode():
+        expected = unit(x)
+    out = unit(x.clone().requires_grad_())
+    torch.testing.assert_close(out, expected)
+    out.sum().backward()
+    assert unit.relative_position_bias_table.grad.abs().sum() > 0

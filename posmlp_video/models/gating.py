@@ -211,7 +211,8 @@ class PositionalGatingUnit(nn.Module):
             return self.relative_position_index
         key = (window, self.relative_position_index.device)
         if key not in self._indices:
-            self._indices[key] = relative_position_index(window).to(key[1])
+            with torch.inference_mode(False):  # a cached index may later be saved for backward
+                self._indices[key] = relative_position_index(window).to(key[1])
         return self._indices[key]
 
     def _mix_groups(self, tokens: torch.Tensor, window: Sequence[int]) -> torch.Tensor:
