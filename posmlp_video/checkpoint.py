@@ -77,6 +77,18 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return json.loads(raw)
 
 
+def update_meta(path: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """Merge `changes` into a checkpoint's metadata (e.g. its ``card`` after an evaluation), weights untouched.
+
+    The file is rewritten atomically; returns the new metadata.
+    """
+    meta = {**read_meta(path), **changes}
+    tensors = load_file(str(path))
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+    return meta
+
+
 def resize_state_dict(state: dict[str, torch.Tensor], model: PosMLPVideo) -> dict[str, torch.Tensor]:
     """Adapt relative position tables and token biases in `state` to `model`'s windows (e.g. a new T).
 
