@@ -149,8 +149,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load an authors' checkpoint the one way (``load_checkpoint``) and save it in our format."""
+    from posmlp_video.card import write_model_card
+
     names = load_class_names(args.labels) if args.labels else None
     model, meta = load_checkpoint(args.source, class_names=names)
     path = save_checkpoint(model, args.output, meta)
-    print(f"wrote {path} ({sum(p.numel() for p in model.parameters()):,} parameters, {model.num_classes} classes)")
+    card = write_model_card(path, meta, model)
+    print(f"wrote {path} ({sum(p.numel() for p in model.parameters()):,} parameters, {model.num_classes} classes) "
+          f"and {card}")
     return 0
