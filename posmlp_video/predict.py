@@ -8,8 +8,10 @@ saw and the time it took.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import torch
 from posmlp_video.data.decode import VideoDecodeError, read_video
 from posmlp_video.data.sampling import ClipSampler
 from posmlp_video.data.transforms import preprocess
-from posmlp_video.errors import PosMLPError
+from posmlp_video.errors import PosMLPError, one_line
 
 
 @dataclass(frozen=True)
@@ -60,14 +62,19 @@ class Predictor:
             return clip[self.sampler(len(clip))[0]]
         return read_video(source, self.sampler, short_side=int(self.meta["resize_short"])).frames[0]
 
-    def predict(self, source: str | Path | np.ndarray, top_k: int = 5) -> Prediction:
-        """Classify one clip; raises ``VideoDecodeError`` (a ``PosMLPError``) for unusable input."""
+    def predict(self, source: str | Path | np.ndarray, top_k: int = 5, *,
+                lock: threading.Lock | None = None) -> Prediction:
+        """Classify one clip; raises ``VideoDecodeError`` (a ``PosMLPError``) for unusable input.
+
+        ``lock`` (the app's per-model lock) is held around the forward pass only: decoding and preprocessing
+        a slow or hostile file never make other requests wait.
+        """
         start = time.perf_counter()
         view = preprocess(self.sample(source), self.meta)
-        forward_start = time.perf_counter()
-        with torch.inference_mode():
+        with lock or contextlib.nullcontext(), torch.inference_mode():
+            forward_start = time.perf_counter()
             probabilities = self.model(view.tensor.unsqueeze(0).to(self.device)).softmax(dim=-1)[0].cpu()
-        end = time.perf_counter()
+            end = time.perf_counter()
         scores, indices = probabilities.topk(min(top_k, len(self.class_names)))
         top = [(self.class_names[i], float(s)) for s, i in zip(scores.tolist(), indices.tolist())]
         return Prediction(top, view.frames, view.tensor, (end - forward_start) * 1e3, (end - start) * 1e3)
@@ -111,13 +118,13 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"path": path, "error": str(err)}), flush=True)
             else:
-                print(f"posmlp-video predict: error: {path}: {err}", file=sys.stderr, flush=True)
+                print(f"posmlp-video predict: error: {one_line(path)}: {err}", file=sys.stderr, flush=True)
             continue
         if args.json:
             predictions = [{"label": label, "score": round(score, 6)} for label, score in prediction.top]
             print(json.dumps({"path": path, "predictions": predictions}), flush=True)
         else:
-            print(f"{path}  ({prediction.total_ms:.0f} ms)")
+            print(f"{one_line(path)}  ({prediction.total_ms:.0f} ms)")
             for label, score in prediction.top:
                 print(f"  {score:6.3f}  {label}")
             sys.stdout.flush()
