@@ -25,9 +25,10 @@ from analysis import attribute, get_table, relative_position_biases, table_stats
 from demo.checkpoints import DEFAULT_KEY, CheckpointDir, ModelCache, check_upload
 from demo.handlers import Handlers
 from demo.scratch import Scratch
-from posmlp_video.checkpoint import load_checkpoint, load_class_names, save_checkpoint
+from posmlp_video.checkpoint import load_checkpoint, save_checkpoint
 from posmlp_video.data import probe_video
 from posmlp_video.errors import CheckpointError
+from posmlp_video.loading import load_class_names
 from posmlp_video.predict import Predictor
 
 
@@ -82,18 +83,18 @@ def test_hostile_uploads_get_a_one_line_reason_and_the_server_keeps_serving(clie
 
 def test_classify_decodes_outside_the_model_lock(tmp_path, video_corpus, monkeypatch):
     """A slow file must not stall other sessions: the model's lock is taken for the forward pass only."""
-    from posmlp_video import predict as predict_module
+    from posmlp_video import views as views_module
 
     handlers = Handlers(ModelCache(None, "cpu"), CheckpointDir(None), Scratch(tmp_path / "out"))
     lock = handlers.models.get(DEFAULT_KEY).lock
     held = []
-    decode = predict_module.read_video
+    decode = views_module.read_video
 
     def read_video(*args, **kwargs):
         held.append(lock.locked())
         return decode(*args, **kwargs)
 
-    monkeypatch.setattr(predict_module, "read_video", read_video)
+    monkeypatch.setattr(views_module, "read_video", read_video)
     label, _ = handlers.classify(str(video_corpus["h264_mp4"]))
     assert held == [False] and len(label) == 5
 
