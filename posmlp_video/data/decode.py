@@ -219,8 +219,11 @@ class _Work:
     def remaining(self) -> float:
         return max(self.deadline - time.monotonic(), 0.0)
 
+    def expired(self) -> bool:
+        return time.monotonic() > self.deadline
+
     def check_time(self) -> None:
-        if time.monotonic() > self.deadline:
+        if self.expired():
             raise VideoDecodeError(f"too slow: decoding took more than {self.budget.seconds:g} s "
                                    f"(POSMLP_DECODE_SECONDS)")
 
@@ -242,16 +245,16 @@ class _Work:
 
 
 class _Source:
-    """The one file FFmpeg may read, as a file object: no name to expand or probe by, no protocol; every read
-    checks the time budget."""
+    """The one file FFmpeg may read, as a file object: no name to expand or probe by, no protocol. Past the
+    time budget it reads as ended, so FFmpeg stops soon; the caller then raises "too slow" (an exception
+    raised inside FFmpeg's read would be dropped)."""
 
     def __init__(self, file: Path, work: _Work) -> None:
         self._file = open(file, "rb")  # noqa: SIM115  (closed with the container, see _open)
         self._work = work
 
     def read(self, size: int) -> bytes:
-        self._work.check_time()
-        return self._file.read(size)
+        return b"" if self._work.expired() else self._file.read(size)
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         return self._file.seek(offset, whence)
@@ -303,12 +306,9 @@ def _open(path: str | Path, work: _Work) -> _Input:
         container = av.open(source, metadata_errors="ignore", timeout=(timeout, timeout),
                             container_options={"format_whitelist": ",".join(ACCEPTED_FORMATS)},
                             io_open=_refuse_nested_open)
-    except av.error.ExitError:  # FFmpeg's own loops asked our timeout and were told to stop
-        source.close()
-        work.check_time()
-        raise VideoDecodeError("too slow: opening the file was interrupted (POSMLP_DECODE_SECONDS)") from None
     except av.error.FFmpegError as err:
         source.close()
+        work.check_time()  # the file read as ended, or FFmpeg's own loops were interrupted, past the deadline
         if isinstance(err, av.error.ArgumentError) or _looks_like_playlist(file):
             raise VideoDecodeError(PLAYLIST_ERROR) from None  # a format outside ACCEPTED_FORMATS
         raise VideoDecodeError(f"not a video file, or truncated/corrupt ({_reason(err)})") from None
@@ -317,6 +317,7 @@ def _open(path: str | Path, work: _Work) -> _Input:
         raise
     opened = _Input(container, source)
     try:
+        work.check_time()
         _check_metadata(container)
         if not container.streams.video:
             raise VideoDecodeError("no video stream in the file (audio-only or not a video)")
@@ -376,8 +377,10 @@ def _index(container: av.container.InputContainer, work: _Work) -> _Index:
             if rotation is None:
                 rotation = _first_rotation(packet, work)
     except av.error.FFmpegError as err:
+        work.check_time()
         if count == 0:
             raise VideoDecodeError(f"truncated or corrupt video ({_reason(err)})") from None
+    work.check_time()  # the file reads as ended past the deadline: not a short file
     if count == 0:
         raise VideoDecodeError("no video frames in the file")
     if width == 0 or height == 0:
@@ -465,9 +468,8 @@ def _frames(container: av.container.InputContainer, stream: av.video.stream.Vide
     while True:
         try:
             packet = next(packets)
-        except StopIteration:
-            return
-        except av.error.FFmpegError:
+        except (StopIteration, av.error.FFmpegError):
+            work.check_time()  # the file reads as ended past the deadline: not a cut-off tail
             return
         yield from _decode(packet, work)
 
