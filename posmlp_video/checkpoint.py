@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from posmlp_video.atomic import atomic_path
+from posmlp_video.bounds import check_meta, check_model_kwargs, check_weights_match, header_shapes
 from posmlp_video.errors import CheckpointError
 from posmlp_video.models import PosMLPVideo
 from posmlp_video.models.gating import AXES, PositionalGatingUnit, resize_position_params, window_from_params
@@ -66,15 +66,8 @@ def save_checkpoint(model: PosMLPVideo, path: str | Path, meta: dict[str, Any]) 
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """The metadata of one of our checkpoints, without loading the weights."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(META_KEY)
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{Path(path).name} is not a readable safetensors file ({err})") from None
-    if raw is None:
-        raise CheckpointError(f"{Path(path).name} has no posmlp_video metadata: not one of our checkpoints")
-    return json.loads(raw)
+    """The metadata of one of our checkpoints, without loading the weights (checked against `bounds.LIMITS`)."""
+    return check_meta(header_shapes(path, META_KEY)[0], Path(path).name)
 
 
 def resize_state_dict(state: dict[str, torch.Tensor], model: PosMLPVideo) -> dict[str, torch.Tensor]:
@@ -128,13 +121,19 @@ def load_checkpoint(
         model = from_official({"model_state": state, "cfg": cfg}, **overrides)
         if class_names is not None and len(class_names) != model.num_classes:
             raise CheckpointError(f"{len(class_names)} class names given for a {model.num_classes}-class model")
-        return model.to(device), official_meta(cfg, model, class_names)
-    meta = read_meta(path)
+        return model.to(device), check_meta(official_meta(cfg, model, class_names), path.name)
+    # Everything is checked on the header before a byte of weights is read or a model is built.
+    meta, shapes = header_shapes(path, META_KEY)
+    check_meta(meta, path.name)
+    saved = check_model_kwargs(meta.get("model_kwargs"), path.name)
+    check_weights_match(saved, shapes, path.name)
+    for names, what in ((meta["class_names"], "its metadata"), (class_names, "given")):
+        if names is not None and len(names) != saved.num_classes:
+            raise CheckpointError(f"{path.name}: {len(names)} class names {what} for a {saved.num_classes}-class model")
     kwargs = {**meta["model_kwargs"], **overrides}
-    try:
-        model = PosMLPVideo(**kwargs)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"cannot build the model from {path.name}'s metadata ({err})") from None
+    if overrides:
+        check_model_kwargs(kwargs, "the requested model")
+    model = PosMLPVideo(**kwargs)
     load_state_dict_checked(model, resize_state_dict(load_file(str(path)), model))
     if "num_frames" in overrides:
         meta["num_frames"] = overrides["num_frames"]

@@ -68,6 +68,8 @@ class Predictor:
         with torch.inference_mode():
             probabilities = self.model(view.tensor.unsqueeze(0).to(self.device)).softmax(dim=-1)[0].cpu()
         end = time.perf_counter()
+        if not bool(torch.isfinite(probabilities).all()):  # e.g. weights that overflow float32
+            raise PosMLPError("the model's scores for this clip are NaN or infinite (a broken checkpoint?)")
         scores, indices = probabilities.topk(min(top_k, len(self.class_names)))
         top = [(self.class_names[i], float(s)) for s, i in zip(scores.tolist(), indices.tolist())]
         return Prediction(top, view.frames, view.tensor, (end - forward_start) * 1e3, (end - start) * 1e3)
