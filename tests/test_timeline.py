@@ -75,3 +75,14 @@ def test_segments_of_concatenated_synthmotion_clips(tmp_path, capsys):
     assert [w["start"] for w in data["windows"]][:3] == [0.0, 0.5, 1.0] and data["segments"][0]["label"] == CLASS_NAMES[0]
     assert (tmp_path / "t.png").stat().st_size > 10_000
     assert "21 windows of 2 s every 0.5 s" in capsys.readouterr().out
+
+
+def test_stream_runs_under_the_decode_budget(video_corpus):
+    from posmlp_video.data.decode import DecodeBudget, VideoDecodeError
+
+    with pytest.raises(VideoDecodeError, match="too slow"):
+        stream = FrameStream(video_corpus["long_90s_mp4"], budget=DecodeBudget(seconds=1e-4))
+        list(stream.frames(np.arange(stream.info.timeline_frames)))
+    # 450 frames stream under a 100-frame budget: its limits scale with the video's length
+    stream = FrameStream(video_corpus["long_90s_mp4"], budget=DecodeBudget(frames=100))
+    assert len(list(stream.frames(np.arange(0, 450, 7)))) == len(range(0, 450, 7))
