@@ -150,7 +150,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posmlp_video.checkpoint import load_checkpoint, load_class_names
+    from posmlp_video.checkpoint import load_checkpoint
+    from posmlp_video.loading import load_class_names
     from posmlp_video.train.data import eval_dataset
     from posmlp_video.train.distributed import resolve_device
 

@@ -17,9 +17,9 @@ from timm.data.random_erasing import RandomErasing
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from posmlp_video.checkpoint import load_class_names
 from posmlp_video.data import ClipSampler, SynthMotion, TrainTransform, VideoFolder, VideoList, eval_views
 from posmlp_video.errors import PosMLPError
+from posmlp_video.loading import load_class_names
 from posmlp_video.train.config import AugConfig, DataConfig
 
 SYNTHMOTION = "synthmotion"

@@ -28,9 +28,10 @@ from tqdm import tqdm
 
 from posmlp_video.card import write_model_card
 from posmlp_video.checkpoint import read_meta, resize_state_dict, save_checkpoint
-from posmlp_video.convert import from_official, load_state_dict_checked
+from posmlp_video.convert import from_official
 from posmlp_video.errors import CheckpointError, PosMLPError
 from posmlp_video.evaluate import autocast, evaluate_model
+from posmlp_video.loading import load_state_dict_checked
 from posmlp_video.models import PosMLPVideo, create_model
 from posmlp_video.train.checkpointing import (
     load_training_state,
