@@ -106,6 +106,10 @@ class TrainConfig:
     ema_decay: float = 0.999
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
+    # "none" (full fine-tune) or "backbone": train only the classifier (linear probe); the frozen part stays in
+    # eval mode, so BatchNorm statistics and every backbone weight are left exactly as loaded
+    freeze: str = "none"
+    tensorboard: bool = False  # also write TensorBoard scalars (loss and lr per step, metrics per epoch)
 
 
 @dataclass
