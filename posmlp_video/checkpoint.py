@@ -7,6 +7,7 @@ The metadata says how to rebuild the model (``model``, ``model_kwargs``) and how
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -16,32 +17,16 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from posmlp_video.atomic import atomic_path
+from posmlp_video.convert import load_official
 from posmlp_video.errors import CheckpointError
+from posmlp_video.loading import PACKAGE_DIR, load_class_names, load_state_dict_checked
 from posmlp_video.models import PosMLPVideo
 from posmlp_video.models.gating import AXES, PositionalGatingUnit, resize_position_params, window_from_params
 
 META_KEY = "posmlp_video"
-PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_CHECKPOINT = PACKAGE_DIR / "weights" / "posmlp_video_xs_synthmotion.safetensors"
-LABEL_FILES = {
-    "ssv1": "something_something_v1.txt",
-    "ssv2": "something_something_v2.txt",
-    "k400": "kinetics_400.txt",
-}
 REQUIRED_META = ("class_names", "num_frames", "input_size")
 DEFAULT_META = dict(sampling="segment", sampling_rate=1, mean=[0.45] * 3, std=[0.225] * 3)
-
-
-def load_class_names(name_or_path: str | Path) -> list[str]:
-    """Class names of a shipped label set ("ssv1", "ssv2", "k400") or from a text file, one per line."""
-    key = str(name_or_path).lower()
-    path = PACKAGE_DIR / "labels" / LABEL_FILES[key] if key in LABEL_FILES else Path(name_or_path)
-    if not path.is_file():
-        raise CheckpointError(f"no label set {name_or_path!r}: use ssv1, ssv2, k400 or a text file")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not names:
-        raise CheckpointError(f"label file {path} is empty")
-    return names
 
 
 def save_checkpoint(model: PosMLPVideo, path: str | Path, meta: dict[str, Any]) -> Path:
@@ -75,6 +60,18 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if raw is None:
         raise CheckpointError(f"{Path(path).name} has no posmlp_video metadata: not one of our checkpoints")
     return json.loads(raw)
+
+
+def update_meta(path: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """Merge `changes` into a checkpoint's metadata (e.g. its ``card`` after an evaluation), weights untouched.
+
+    The file is rewritten atomically; returns the new metadata.
+    """
+    meta = {**read_meta(path), **changes}
+    tensors = load_file(str(path))
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+    return meta
 
 
 def resize_state_dict(state: dict[str, torch.Tensor], model: PosMLPVideo) -> dict[str, torch.Tensor]:
@@ -111,8 +108,6 @@ def load_checkpoint(
     ``num_frames=16`` or ``spatial_windows=[...]``: tables are resized to match. `class_names` names the
     classes of an authors' checkpoint (theirs carry none).
     """
-    from posmlp_video.convert import from_official, load_state_dict_checked, official_meta, read_official
-
     if path is None:
         path = BUNDLED_CHECKPOINT
         if not path.is_file():
@@ -124,11 +119,8 @@ def load_checkpoint(
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path}")
     if path.suffix != ".safetensors":
-        state, cfg = read_official(path)
-        model = from_official({"model_state": state, "cfg": cfg}, **overrides)
-        if class_names is not None and len(class_names) != model.num_classes:
-            raise CheckpointError(f"{len(class_names)} class names given for a {model.num_classes}-class model")
-        return model.to(device), official_meta(cfg, model, class_names)
+        model, meta = load_official(path, class_names, **overrides)
+        return model.to(device), meta
     meta = read_meta(path)
     kwargs = {**meta["model_kwargs"], **overrides}
     try:
@@ -142,3 +134,27 @@ def load_checkpoint(
     if class_names is not None:
         meta["class_names"] = list(class_names)
     return model.to(device).eval(), meta
+
+
+# --- command line: ``convert`` --------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="the authors' checkpoint (.pth / .pyth)")
+    parser.add_argument("output", help="where to write our .safetensors checkpoint")
+    parser.add_argument(
+        "--labels", default=None,
+        help="class names: ssv1, ssv2, k400, or a text file with one name per line (default: numbered)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load an authors' checkpoint the one way (``load_checkpoint``) and save it in our format."""
+    from posmlp_video.card import write_model_card
+
+    names = load_class_names(args.labels) if args.labels else None
+    model, meta = load_checkpoint(args.source, class_names=names)
+    path = save_checkpoint(model, args.output, meta)
+    card = write_model_card(path, meta, model)
+    print(f"wrote {path} ({sum(p.numel() for p in model.parameters()):,} parameters, {model.num_classes} classes) "
+          f"and {card}")
+    return 0

@@ -8,7 +8,6 @@ present and is otherwise inferred from tensor shapes; both are cross-checked aga
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 import yaml
 
 from posmlp_video.errors import CheckpointError
+from posmlp_video.loading import load_state_dict_checked
 from posmlp_video.models import PosMLPVideo
 
 # SlowFast's default normalisation, used when a cfg does not say.
@@ -168,26 +168,16 @@ def from_official(source: str | Path | dict[str, Any], **overrides: Any) -> PosM
     return model.eval()
 
 
-def load_state_dict_checked(
-    model: torch.nn.Module, state: dict[str, torch.Tensor], names: dict[str, str] | None = None
-) -> None:
-    """load_state_dict(strict=True) with one-line errors naming the first offending key.
-
-    `names` maps our keys to the checkpoint's own names (for converted checkpoints).
-    """
-    names = names or {}
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [names.get(k, k) for k in state if k not in own]
-    if missing:
-        raise CheckpointError(f"checkpoint lacks key {missing[0]!r} ({len(missing)} missing in all)")
-    if unexpected:
-        raise CheckpointError(f"checkpoint has unexpected key {unexpected[0]!r} ({len(unexpected)} in all)")
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            shown = f"{names[k]!r} (our {k!r})" if k in names else repr(k)
-            raise CheckpointError(f"key {shown} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
-    model.load_state_dict(state, strict=True)
+def load_official(
+    source: str | Path | dict[str, Any], class_names: list[str] | None = None, **overrides: Any
+) -> tuple[PosMLPVideo, dict[str, Any]]:
+    """(model in eval mode, preprocessing meta) of an authors' checkpoint: the one way such files are loaded
+    (``load_checkpoint`` and the ``convert`` command both come here). `class_names` names their classes."""
+    state, cfg = read_official(source)
+    model = from_official({"model_state": state, "cfg": cfg}, **overrides)
+    if class_names is not None and len(class_names) != model.num_classes:
+        raise CheckpointError(f"{len(class_names)} class names given for a {model.num_classes}-class model")
+    return model, official_meta(cfg, model, class_names)
 
 
 def official_meta(cfg: dict[str, Any] | None, model: PosMLPVideo, class_names: list[str] | None) -> dict[str, Any]:
@@ -208,25 +198,3 @@ def official_meta(cfg: dict[str, Any] | None, model: PosMLPVideo, class_names: l
         std=list(data.get("STD", SLOWFAST_STD)),
         source="authors' checkpoint",
     )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="the authors' checkpoint (.pth / .pyth)")
-    parser.add_argument("output", help="where to write our .safetensors checkpoint")
-    parser.add_argument(
-        "--labels", default=None,
-        help="class names: ssv1, ssv2, k400, or a text file with one name per line (default: numbered)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    from posmlp_video.checkpoint import load_class_names, save_checkpoint
-
-    state, cfg = read_official(args.source)
-    model = from_official({"model_state": state, "cfg": cfg})
-    names = load_class_names(args.labels) if args.labels else None
-    if names is not None and len(names) != model.num_classes:
-        raise CheckpointError(f"{len(names)} class names given but the model has {model.num_classes} classes")
-    path = save_checkpoint(model, args.output, official_meta(cfg, model, names))
-    print(f"wrote {path} ({sum(p.numel() for p in model.parameters()):,} parameters, {model.num_classes} classes)")
-    return 0
