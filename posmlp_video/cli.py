@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("posmlp_video.train.command", "train or fine-tune from a YAML recipe (resumes; runs under torchrun)"),
     "eval": ("posmlp_video.evaluate", "top-1/top-5, per-class accuracy and confusion matrix of a checkpoint"),
     "card": ("posmlp_video.card", "print a checkpoint's model card (Markdown, from its metadata)"),
+    "features": ("posmlp_video.features", "features of videos (a stage's output, pooled, or the head's input) to .npy"),
 }
 
 

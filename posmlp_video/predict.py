@@ -109,6 +109,14 @@ def add_view_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crops", type=int, default=1, choices=(1, 3), help="spatial views per clip (default 1)")
 
 
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--glob`` (which files of a folder) and ``--workers`` (parallel decoding), shared by predict and features."""
+    parser.add_argument("--glob", default=None,
+                        help="which files of a folder, e.g. '*.mp4' (default: video and image extensions)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes decoding inputs in parallel (default 0: decode in the main process)")
+
+
 def expand_inputs(paths: list[str], glob: str | None) -> Iterator[str]:
     """Files as given; folders replaced by the files under them (recursively, sorted) that match ``glob``
     (default: known video and image extensions)."""
@@ -132,8 +140,8 @@ def expand_inputs(paths: list[str], glob: str | None) -> Iterator[str]:
 class _Inputs(torch.utils.data.Dataset):
     """Decoding + preprocessing of each input for DataLoader workers: its Views, or the error's one line."""
 
-    def __init__(self, paths: list[str], predictor: Predictor) -> None:
-        self.paths, self.meta, self.clips, self.crops = paths, predictor.meta, predictor.clips, predictor.crops
+    def __init__(self, paths: list[str], meta: dict[str, Any], clips: int, crops: int) -> None:
+        self.paths, self.meta, self.clips, self.crops = paths, meta, clips, crops
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -147,6 +155,19 @@ class _Inputs(torch.utils.data.Dataset):
 
 def _as_is(item: Any) -> Any:
     return item
+
+
+def decoded_views(paths: list[str], meta: dict[str, Any], clips: int, crops: int, workers: int = 0,
+                  desc: str = "", progress: bool = False) -> Iterator[tuple[str, Views | str]]:
+    """``(path, its Views or the one-line error)`` in input order, decoded by ``workers`` processes (0: here)
+    a few files ahead of the caller, with a progress bar on stderr when ``progress``."""
+    from tqdm import tqdm
+
+    if workers < 0:
+        raise PosMLPError(f"--workers must be 0 or more, got {workers}")
+    loader = torch.utils.data.DataLoader(_Inputs(paths, meta, clips, crops), batch_size=None, num_workers=workers,
+                                         collate_fn=_as_is)
+    yield from tqdm(zip(paths, loader), total=len(paths), desc=desc, unit="file", disable=not progress or None)
 
 
 class _Table:
@@ -203,11 +224,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="video files, GIFs or images to classify, or folders of them (searched recursively)")
     parser.add_argument("--checkpoint", type=Path, help="our .safetensors checkpoint (default: the bundled one)")
     parser.add_argument("--top-k", type=positive_int, default=5, help="how many classes to show (default 5)")
-    parser.add_argument("--glob", default=None,
-                        help="which files of a folder, e.g. '*.mp4' (default: video and image extensions)")
     add_view_arguments(parser)
-    parser.add_argument("--workers", type=int, default=0,
-                        help="processes decoding inputs in parallel (default 0: decode in the main process)")
+    add_input_arguments(parser)
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help='one JSON object per input per line on stdout: {"path", "predictions"} or {"path", "error"}')
@@ -220,20 +238,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Answer every input; exit 1 if any of them failed (the others are still answered)."""
-    from tqdm import tqdm
-
-    if args.workers < 0:
-        raise PosMLPError(f"--workers must be 0 or more, got {args.workers}")
     table_path = args.csv or args.jsonl
     table = _Table(table_path, args.top_k) if table_path else None
     predictor = Predictor.from_checkpoint(args.checkpoint, clips=args.clips, crops=args.crops)
     try:
         paths = [path for path in expand_inputs(args.paths, args.glob) if table is None or path not in table.done]
-        loader = torch.utils.data.DataLoader(_Inputs(paths, predictor), batch_size=None, num_workers=args.workers,
-                                             collate_fn=_as_is)
         failed = 0
-        for path, item in tqdm(zip(paths, loader), total=len(paths), desc="predict", unit="file",
-                               disable=table is None or None):
+        for path, item in decoded_views(paths, predictor.meta, args.clips, args.crops, args.workers, "predict",
+                                        progress=table is not None):
             if isinstance(item, str):
                 failed += 1
                 row: dict[str, Any] = {"path": path, "error": item}
