@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from posmlp_video.atomic import atomic_path
+from posmlp_video.bounds import check_meta, check_model_kwargs, check_weights_match, header_shapes
 from posmlp_video.convert import load_official
 from posmlp_video.errors import CheckpointError
 from posmlp_video.loading import PACKAGE_DIR, load_class_names, load_state_dict_checked
@@ -51,15 +51,8 @@ def save_checkpoint(model: PosMLPVideo, path: str | Path, meta: dict[str, Any]) 
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """The metadata of one of our checkpoints, without loading the weights."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(META_KEY)
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{Path(path).name} is not a readable safetensors file ({err})") from None
-    if raw is None:
-        raise CheckpointError(f"{Path(path).name} has no posmlp_video metadata: not one of our checkpoints")
-    return json.loads(raw)
+    """The metadata of one of our checkpoints, without loading the weights (checked against `bounds.LIMITS`)."""
+    return check_meta(header_shapes(path, META_KEY)[0], Path(path).name)
 
 
 def update_meta(path: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
@@ -121,12 +114,18 @@ def load_checkpoint(
     if path.suffix != ".safetensors":
         model, meta = load_official(path, class_names, **overrides)
         return model.to(device), meta
-    meta = read_meta(path)
+    # Everything is checked on the header before a byte of weights is read or a model is built.
+    meta, shapes = header_shapes(path, META_KEY)
+    check_meta(meta, path.name)
+    saved = check_model_kwargs(meta.get("model_kwargs"), path.name)
+    check_weights_match(saved, shapes, path.name)
+    for names, what in ((meta["class_names"], "its metadata"), (class_names, "given")):
+        if names is not None and len(names) != saved.num_classes:
+            raise CheckpointError(f"{path.name}: {len(names)} class names {what} for a {saved.num_classes}-class model")
     kwargs = {**meta["model_kwargs"], **overrides}
-    try:
-        model = PosMLPVideo(**kwargs)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"cannot build the model from {path.name}'s metadata ({err})") from None
+    if overrides:
+        check_model_kwargs(kwargs, "the requested model")
+    model = PosMLPVideo(**kwargs)
     load_state_dict_checked(model, resize_state_dict(load_file(str(path)), model))
     if "num_frames" in overrides:
         meta["num_frames"] = overrides["num_frames"]

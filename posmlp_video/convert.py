@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
+from posmlp_video.bounds import (
+    check_meta,
+    check_model_kwargs,
+    check_storage,
+    first_line,
+    load_cfg_yaml,
+    torch_load,
+)
 from posmlp_video.errors import CheckpointError
 from posmlp_video.loading import load_state_dict_checked
 from posmlp_video.models import PosMLPVideo
@@ -35,11 +42,7 @@ def read_official(source: str | Path | dict[str, Any]) -> tuple[dict[str, torch.
         path = Path(source)
         if not path.is_file():
             raise CheckpointError(f"no checkpoint file at {path}")
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle errors carry multi-line text; keep the first line
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointError(f"{path.name} is not a PyTorch checkpoint loadable with weights_only=True ({first})") from None
+        obj = torch_load(path, "a PyTorch checkpoint")
     else:
         obj = source
     if not isinstance(obj, dict):
@@ -53,12 +56,10 @@ def read_official(source: str | Path | dict[str, Any]) -> tuple[dict[str, torch.
     for k, v in obj.items():
         if not isinstance(v, torch.Tensor):
             raise CheckpointError(f"entry {k!r} is a {type(v).__name__}, not a tensor: not a model state dict")
+        check_storage(k, v)
         state[k.removeprefix("module.")] = v
     if isinstance(cfg, str):  # their training checkpoints store the yacs cfg as a YAML string
-        try:
-            cfg = yaml.safe_load(cfg)
-        except yaml.YAMLError as err:
-            raise CheckpointError(f"the checkpoint's cfg is not valid YAML ({str(err).splitlines()[0]})") from None
+        cfg = load_cfg_yaml(cfg)
     return state, cfg if isinstance(cfg, dict) else None
 
 
@@ -106,10 +107,12 @@ def config_from_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
             embed_dims=list(pm["EMBED_DIMS"]), depths=list(pm["LAYERS"]), spatial_windows=list(cfg["WIN_SIZE"]),
             gammas=list(cfg["POSGAMMA"]), drop_path_rate=float(pm.get("DROP_DEPTH_RATE", 0.0)),
         )
-    except (KeyError, TypeError, IndexError) as err:
+    except (KeyError, IndexError) as err:
         raise CheckpointError(f"the checkpoint's cfg lacks {err} needed to build the model") from None
+    except (TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"the checkpoint's cfg has an unusable value ({first_line(err)})") from None
     t_windows = cfg.get("WIN_SIZE_T")
-    if t_windows is not None and any(t != out["num_frames"] for t in t_windows):
+    if t_windows is not None and (not isinstance(t_windows, list) or any(t != out["num_frames"] for t in t_windows)):
         raise CheckpointError(f"cfg WIN_SIZE_T {t_windows} must equal DATA.NUM_FRAMES ({out['num_frames']})")
     return out
 
@@ -162,6 +165,7 @@ def from_official(source: str | Path | dict[str, Any], **overrides: Any) -> PosM
                 raise CheckpointError(f"cfg says {key}={from_cfg[key]} but the weights have {key}={value}")
         kwargs = from_cfg
     kwargs.update(overrides)
+    check_model_kwargs(kwargs, "the checkpoint" if isinstance(source, dict) else Path(source).name)
     model = PosMLPVideo(**kwargs)
     names: dict[str, str] = {}
     load_state_dict_checked(model, convert_state_dict(state, names), names)
@@ -177,7 +181,8 @@ def load_official(
     model = from_official({"model_state": state, "cfg": cfg}, **overrides)
     if class_names is not None and len(class_names) != model.num_classes:
         raise CheckpointError(f"{len(class_names)} class names given for a {model.num_classes}-class model")
-    return model, official_meta(cfg, model, class_names)
+    name = "the checkpoint" if isinstance(source, dict) else Path(source).name
+    return model, check_meta(official_meta(cfg, model, class_names), name)
 
 
 def official_meta(cfg: dict[str, Any] | None, model: PosMLPVideo, class_names: list[str] | None) -> dict[str, Any]:
@@ -185,6 +190,16 @@ def official_meta(cfg: dict[str, Any] | None, model: PosMLPVideo, class_names: l
     data = (cfg or {}).get("DATA", {})
     size = model.img_size
     k400 = model.num_classes == 400
+    if not isinstance(data, dict):
+        raise CheckpointError(f"the checkpoint's cfg DATA is a {type(data).__name__}, not a mapping")
+    try:
+        return _official_meta(data, model, class_names, size, k400)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"the checkpoint's cfg DATA has an unusable value ({first_line(err)})") from None
+
+
+def _official_meta(data: dict[str, Any], model: PosMLPVideo, class_names: list[str] | None,
+                   size: tuple[int, int], k400: bool) -> dict[str, Any]:
     return dict(
         model="posmlp_video_s" if model.config["embed_dims"] == [72, 144, 288, 576] else "posmlp_video",
         model_kwargs=model.config,

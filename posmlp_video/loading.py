@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from posmlp_video.bounds import check_tensor
 from posmlp_video.errors import CheckpointError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -51,4 +52,5 @@ def load_state_dict_checked(
         if tuple(v.shape) != tuple(own[k].shape):
             shown = f"{names[k]!r} (our {k!r})" if k in names else repr(k)
             raise CheckpointError(f"key {shown} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
+        check_tensor(names.get(k, k), v, own[k])  # no int8/bool cast to float, no NaN/inf
     model.load_state_dict(state, strict=True)

@@ -8,10 +8,12 @@ saw and the time it took.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from posmlp_video.errors import PosMLPError
+from posmlp_video.errors import PosMLPError, one_line
 from posmlp_video.views import Views, check_views, load_views, mean_softmax, sample_clips
 
 
@@ -71,20 +73,29 @@ class Predictor:
         """Class probabilities ``(num_classes,)``: the mean softmax over the views."""
         with torch.inference_mode():
             logits = self.model(views.tensor.to(self.device))
-        return mean_softmax(logits, len(views.tensor))[0].cpu()
+        probabilities = mean_softmax(logits, len(views.tensor))[0].cpu()
+        if not bool(torch.isfinite(probabilities).all()):  # e.g. weights that overflow float32
+            raise PosMLPError("the model's scores for this clip are NaN or infinite (a broken checkpoint?)")
+        return probabilities
 
     def top(self, probabilities: torch.Tensor, top_k: int = 5) -> list[tuple[str, float]]:
         """The ``top_k`` ``(label, probability)`` pairs, best first."""
         scores, indices = probabilities.topk(min(top_k, len(self.class_names)))
         return [(self.class_names[i], float(s)) for s, i in zip(scores.tolist(), indices.tolist())]
 
-    def predict(self, source: str | Path | np.ndarray, top_k: int = 5) -> Prediction:
-        """Classify one video; raises ``VideoDecodeError`` (a ``PosMLPError``) for unusable input."""
+    def predict(self, source: str | Path | np.ndarray, top_k: int = 5, *,
+                lock: threading.Lock | None = None) -> Prediction:
+        """Classify one video; raises ``VideoDecodeError`` (a ``PosMLPError``) for unusable input.
+
+        ``lock`` (the app's per-model lock) is held around the forward pass only: decoding and preprocessing
+        a slow or hostile file never make other requests wait.
+        """
         start = time.perf_counter()
         views = self.views(source)
-        forward_start = time.perf_counter()
-        probabilities = self.probabilities(views)
-        end = time.perf_counter()
+        with lock or contextlib.nullcontext():
+            forward_start = time.perf_counter()
+            probabilities = self.probabilities(views)
+            end = time.perf_counter()
         middle = (self.clips // 2) * self.crops + self.crops // 2
         return Prediction(self.top(probabilities, top_k), views.frames, views.tensor[middle],
                           (end - forward_start) * 1e3, (end - start) * 1e3)
@@ -269,13 +280,13 @@ def _emit(row: dict[str, Any], table: _Table | None, as_json: bool) -> None:
         if "error" in row:
             from tqdm import tqdm
 
-            tqdm.write(f"posmlp-video predict: error: {row['path']}: {row['error']}", file=sys.stderr)
+            tqdm.write(f"posmlp-video predict: error: {one_line(row['path'])}: {row['error']}", file=sys.stderr)
     elif as_json:
         print(json.dumps(row), flush=True)
     elif "error" in row:
-        print(f"posmlp-video predict: error: {row['path']}: {row['error']}", file=sys.stderr, flush=True)
+        print(f"posmlp-video predict: error: {one_line(row['path'])}: {row['error']}", file=sys.stderr, flush=True)
     else:
-        print(row["path"])
+        print(one_line(row["path"]))
         for prediction in row["predictions"]:
             print(f"  {prediction['score']:6.3f}  {prediction['label']}")
         sys.stdout.flush()
