@@ -33,6 +33,7 @@ class EvalResult:
     top5_hits: torch.Tensor  # per true class: clips whose class is among the 5 best scores
     class_names: list[str]
     scores: torch.Tensor | None = None  # (N, classes) mean softmax per item in loader order, when kept
+    labels: torch.Tensor | None = None  # (N,) their true classes, when kept
 
     @property
     def top5_correct(self) -> int:
@@ -142,10 +143,11 @@ def evaluate_model(model: torch.nn.Module, loader: torch.utils.data.DataLoader, 
         hits = (scores.topk(min(5, n), dim=1).indices == labels[:, None]).any(1)
         top5 += torch.bincount(labels[hits], minlength=n)
         if keep_scores:
-            kept.append(scores.cpu())
+            kept.append((scores.cpu(), labels.cpu()))
     all_reduce_sum(confusion)
     all_reduce_sum(top5)
-    return EvalResult(confusion.cpu(), top5.cpu(), list(class_names), torch.cat(kept) if kept else None)
+    scores_kept, labels_kept = (torch.cat(part) for part in zip(*kept)) if kept else (None, None)
+    return EvalResult(confusion.cpu(), top5.cpu(), list(class_names), scores_kept, labels_kept)
 
 
 def pair_consistency(predictions: Sequence[int], pairs: Sequence[int], reverse_pairs: Mapping[int, int]) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Answer every input; exit 1 if any of them failed (the others are still answered)."""
+    from posmlp_video.card import card_of, scope_summary
+
     predictor = Predictor.from_checkpoint(args.checkpoint)
+    min_prob = card_of(predictor.meta).get("confidence", {}).get("min_prob")
+    # what this checkpoint knows, shown above its first answer so that the answers are read in scope
+    header = textwrap.fill(scope_summary(predictor.meta), width=100, initial_indent="model: ",
+                           subsequent_indent="       ")
+    if min_prob is not None:
+        header += (f"\n       a top class below {min_prob:.2f} probability is marked uncertain "
+                   "(threshold calibrated on held-out clips)")
     failed = 0
     for path in args.paths:
         try:
@@ -115,9 +125,16 @@ def run(args: argparse.Namespace) -> int:
             continue
         if args.json:
             predictions = [{"label": label, "score": round(score, 6)} for label, score in prediction.top]
-            print(json.dumps({"path": path, "predictions": predictions}), flush=True)
+            record = {"path": path, "predictions": predictions}
+            if min_prob is not None:
+                record["uncertain"] = prediction.top[0][1] < min_prob
+            print(json.dumps(record), flush=True)
         else:
-            print(f"{path}  ({prediction.total_ms:.0f} ms)")
+            if header:
+                print(header + "\n")
+                header = ""
+            unsure = min_prob is not None and prediction.top[0][1] < min_prob
+            print(f"{path}  ({prediction.total_ms:.0f} ms){'  uncertain' if unsure else ''}")
             for label, score in prediction.top:
                 print(f"  {score:6.3f}  {label}")
             sys.stdout.flush()
