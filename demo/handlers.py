@@ -76,8 +76,7 @@ class Handlers:
     def classify(self, video: str | None, key: str = DEFAULT_KEY) -> tuple[dict[str, float], dict[str, Any]]:
         """Top-5 ``{label: probability}`` and what the model saw (frames, timings) for the second step."""
         loaded = self.models.get(key)
-        with loaded.lock:
-            prediction = loaded.predictor.predict(_need_video(video), top_k=5)
+        prediction = loaded.predictor.predict(_need_video(video), top_k=5, lock=loaded.lock)  # decodes unlocked
         seen = dict(frames=prediction.frames, model_ms=prediction.model_ms, total_ms=prediction.total_ms,
                     device=str(loaded.predictor.device))
         return dict(prediction.top), seen

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from video_corpus import build_corpus
+from video_corpus import build_corpus, build_hostile
 
 DATA = Path(__file__).parent / "data"
 
@@ -35,6 +35,12 @@ def _seed() -> None:
 def video_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``{name: path}`` of the PyAV-written test videos and broken files (see tests/video_corpus.py)."""
     return build_corpus(tmp_path_factory.mktemp("video_corpus"))
+
+
+@pytest.fixture(scope="session")
+def hostile_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{name: path}`` of small hostile files: absurd sizes, playlists, frame/tag floods (tests/video_corpus.py)."""
+    return build_hostile(tmp_path_factory.mktemp("hostile_corpus"))
 
 
 from app_server import app_server, client  # noqa: E402, F401  (session fixtures of the app tests)

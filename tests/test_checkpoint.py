@@ -12,9 +12,10 @@ import timm
 import torch
 
 import posmlp_video  # noqa: F401
-from posmlp_video.checkpoint import load_checkpoint, load_class_names, read_meta, save_checkpoint
+from posmlp_video.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from posmlp_video.convert import from_official
 from posmlp_video.errors import CheckpointError
+from posmlp_video.loading import load_class_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,6 +134,8 @@ def test_convert_cli_and_loading_an_authors_file(tmp_path, official_small):
     assert run.returncode == 0, run.stderr
     model, meta = load_checkpoint(out)
     assert meta["class_names"][3] == "action 3" and meta["num_frames"] == 4 and meta["input_size"] == [64, 64]
+    card = (tmp_path / "MODEL_CARD.md").read_text()  # written beside the converted checkpoint
+    assert "## Classes (10)" in card and "9. action 9" in card and "Source of the weights: authors' checkpoint" in card
     with torch.no_grad():
         torch.testing.assert_close(model(official_small["input"]), official_small["logits"], rtol=1e-5, atol=1e-5)
     # an authors' file loads directly too, with class names given by the caller

@@ -17,6 +17,8 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from posmlp_video.data.decode import check_frame_size
+
 FlipPairs = Mapping[int, "int | None"]
 
 
@@ -29,11 +31,16 @@ class Preprocessed:
 
 
 def resize_to_cover(clip: np.ndarray, short_side: int, crop: Sequence[int] = (0, 0)) -> np.ndarray:
-    """Resize every frame so the short side is ``short_side`` and the frame still covers ``crop`` (H, W)."""
+    """Resize every frame so the short side is ``short_side`` and the frame still covers ``crop`` (H, W).
+
+    The output is bounded like a decoded frame (``check_frame_size``): an absurd aspect ratio or size is
+    refused with a one-line ``VideoDecodeError`` before anything is allocated.
+    """
     _check_clip(clip)
     h, w = clip.shape[1:3]
     scale = max(short_side / min(h, w), crop[0] / h, crop[1] / w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    check_frame_size(*size)
     if size == (w, h):
         return clip
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
@@ -67,19 +74,20 @@ def normalize(frames: np.ndarray | torch.Tensor, mean: Sequence[float], std: Seq
 
 def preprocess(clip: np.ndarray, meta: Mapping[str, Any]) -> Preprocessed:
     """Eval preprocessing of one clip for a checkpoint: resize short side, centre crop, normalise."""
-    return Preprocessed(*_views(clip, meta, 1)[0])
+    return eval_crops(clip, meta, 1)[0]
 
 
 def eval_views(clip: np.ndarray, meta: Mapping[str, Any], num_crops: int = 3) -> torch.Tensor:
     """``num_crops`` (1 or 3) spatial views of one clip as ``(num_crops, 3, T, H, W)``, for multi-view testing."""
-    return torch.stack([tensor for tensor, _ in _views(clip, meta, num_crops)])
+    return torch.stack([view.tensor for view in eval_crops(clip, meta, num_crops)])
 
 
-def _views(clip: np.ndarray, meta: Mapping[str, Any], num_crops: int) -> list[tuple[torch.Tensor, np.ndarray]]:
+def eval_crops(clip: np.ndarray, meta: Mapping[str, Any], num_crops: int = 1) -> list[Preprocessed]:
+    """The ``num_crops`` (1 or 3) spatial views of one clip, each with the uint8 crop it was made from."""
     size = tuple(int(s) for s in meta["input_size"])
     resized = resize_to_cover(clip, int(meta["resize_short"]), size)
     views = [np.ascontiguousarray(view) for view in crop_views(resized, size, num_crops)]
-    return [(normalize(view, meta["mean"], meta["std"]), view) for view in views]
+    return [Preprocessed(normalize(view, meta["mean"], meta["std"]), view) for view in views]
 
 
 class TrainTransform:
