@@ -109,6 +109,10 @@ class TrainConfig:
     ema_decay: float = 0.999
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
+    # "none" (full fine-tune) or "backbone": train only the classifier (linear probe); the frozen part stays in
+    # eval mode, so BatchNorm statistics and every backbone weight are left exactly as loaded
+    freeze: str = "none"
+    tensorboard: bool = False  # also write TensorBoard scalars (loss and lr per step, metrics per epoch)
 
 
 @dataclass
@@ -237,6 +241,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.ema_decay", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("train.seed", lambda v: 0 <= v < 2**32, "in 0..2^32-1"),
     ("train.device", lambda v: v in ("auto", "cpu", "cuda") or v.startswith("cuda:"), "auto, cpu or cuda[:N]"),
+    ("train.freeze", lambda v: v in ("none", "backbone"), "none or backbone"),
     ("data.train_clips", lambda v: v >= 1, "at least 1"),
     ("data.val_clips", lambda v: v >= 1, "at least 1"),
     ("data.num_frames", lambda v: v >= 1, "at least 1"),
