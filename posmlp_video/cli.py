@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-videos": ("posmlp_video.check_videos", "list the videos of a dataset that fail to decode or are too short"),
     "card": ("posmlp_video.card", "print a checkpoint's model card (Markdown, from its metadata)"),
     "features": ("posmlp_video.features", "features of videos (a stage's output, pooled, or the head's input) to .npy"),
+    "assets": ("posmlp_video.assets", "fetch the pinned Debian packages of photos, cut-outs and footage into the cache"),
 }
 
 
