@@ -1,6 +1,6 @@
 """The app driven over HTTP with `gradio_client`, against answers computed independently in-process.
 
-Needs the bundled checkpoint (posmlp_video/weights/posmlp_video_xs_synthmotion.safetensors): without it the
+Needs the bundled checkpoint (posmlp_video/weights/posmlp_video_xs_realmotion.safetensors): without it the
 `app_server` fixture errors.
 """
 
@@ -266,6 +266,7 @@ def test_model_tab_and_checkpoint_switch(tmp_path, predictor):
     handlers = Handlers(ModelCache(None, "cpu"), CheckpointDir(folder), Scratch(tmp_path / "out"))
     complexity, architecture, shown_meta, names = handlers.model_info()
     assert "| total |" in complexity and "(stages): ModuleList" in architecture
+    assert "# Model card: posmlp_video_xs" in complexity and f"## Classes ({len(meta['class_names'])})" in complexity
     assert shown_meta["num_frames"] == meta["num_frames"] and "class_names" not in shown_meta
     assert [n for _, n in names] == predictor.class_names
     key, status = handlers.pick("other.safetensors", None)

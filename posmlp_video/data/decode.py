@@ -22,6 +22,7 @@ decoder itself refuses pictures beyond ``MAX_PIXELS`` before allocating them), a
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import os
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -40,6 +42,7 @@ MAX_PIXELS = 7680 * 4320  # 8K UHD; larger frames are refused
 MAX_ASPECT = 16  # long side / short side; a 2,000,000 x 1 image would be resized to gigabytes
 MAX_OUTPUT_BYTES = 2 << 30  # decoded frames returned by one call
 MAX_TAGS = 1000  # metadata entries (container and streams together)
+MAX_TAG_BYTES = 64 << 10  # Matroska Tags, measured before FFmpeg parses them (its parse is quadratic in the count)
 SEEK_MIN_SKIP = 4  # seek when that many frames or more can be skipped by jumping to a keyframe
 
 # Demuxers of self-contained files. Playlists (hls), concat lists, image sequences (image2) and other
@@ -300,6 +303,9 @@ def _open(path: str | Path, work: _Work) -> _Input:
         raise VideoDecodeError("empty file (0 bytes)")
     if not file.is_file():
         raise VideoDecodeError(f"{file} is not a regular file")
+    tag_bytes = _matroska_tag_bytes(file)
+    if tag_bytes > MAX_TAG_BYTES:
+        raise VideoDecodeError(f"too large: {tag_bytes >> 10} KiB of metadata tags (more than {MAX_TAG_BYTES >> 10} KiB)")
     source = _Source(file, work)
     try:
         timeout = max(work.remaining(), 1e-3)
@@ -330,6 +336,88 @@ def _open(path: str | Path, work: _Work) -> _Input:
     stream.thread_type = "AUTO"
     stream.codec_context.options = {"max_pixels": str(MAX_PIXELS)}  # the decoder refuses larger pictures
     return opened
+
+
+_EBML, _SEGMENT, _SEEKHEAD, _SEEK, _SEEK_ID, _SEEK_POSITION, _TAGS, _CLUSTER = (
+    0x1A45DFA3, 0x18538067, 0x114D9B74, 0x4DBB, 0x53AB, 0x53AC, 0x1254C367, 0x1F43B675)
+
+
+def _vint(data: BinaryIO, marker: bool) -> int | None:
+    """An EBML variable-length integer (an element ID with ``marker``, a size without); None past the end or
+    when invalid. An unknown size reads as -1."""
+    first = data.read(1)
+    if not first or first[0] == 0:
+        return None
+    length = 9 - first[0].bit_length()
+    rest = data.read(length - 1)
+    if len(rest) < length - 1:
+        return None
+    value = first[0] if marker else first[0] & (0xFF >> length)
+    for byte in rest:
+        value = value << 8 | byte
+    return -1 if not marker and value == (1 << 7 * length) - 1 else value
+
+
+def _matroska_tag_bytes(file: Path) -> int:
+    """Bytes of the Tags elements FFmpeg would parse in a Matroska/WebM file (0 for other files): those among
+    the segment's elements before the first cluster, and those its SeekHeads point to."""
+    with open(file, "rb") as data:
+        if data.read(4) != _EBML.to_bytes(4, "big"):
+            return 0
+        header = _vint(data, False)
+        if header is None or header < 0:
+            return 0
+        data.seek(header, os.SEEK_CUR)
+        if _vint(data, True) != _SEGMENT or _vint(data, False) is None:
+            return 0
+        segment = data.tell()
+        tags: dict[int, int] = {}  # position -> size
+        pending = [segment]  # where to walk elements from: the segment start, then what SeekHeads point to
+        seen: set[int] = set()
+        while pending and len(seen) < 64:
+            position = pending.pop()
+            if position in seen:
+                continue
+            seen.add(position)
+            data.seek(position)
+            for _ in range(10_000):  # elements before the first cluster (FFmpeg reads those in its header)
+                start = data.tell()
+                element, size = _vint(data, True), _vint(data, False)
+                if element is None or size is None or size < 0 or element == _CLUSTER:
+                    break
+                body = data.tell()
+                if element == _TAGS:
+                    tags[start] = size
+                elif element == _SEEKHEAD:
+                    pending += [segment + offset for offset in _seek_positions(data.read(min(size, 1 << 20)))]
+                if position != segment:
+                    break  # a SeekHead target: that one element only
+                data.seek(body + size)
+    return sum(tags.values())
+
+
+def _seek_positions(body: bytes) -> list[int]:
+    """Segment offsets of the Tags and SeekHead elements a SeekHead body lists."""
+    stream, positions = io.BytesIO(body), []
+    while True:
+        element, size = _vint(stream, True), _vint(stream, False)
+        if element is None or size is None or size < 0:
+            return positions
+        entry = stream.read(size)
+        if element != _SEEK:
+            continue
+        fields, target, offset = io.BytesIO(entry), None, None
+        while True:
+            field, length = _vint(fields, True), _vint(fields, False)
+            if field is None or length is None or length < 0:
+                break
+            value = fields.read(length)
+            if field == _SEEK_ID:
+                target = int.from_bytes(value, "big")
+            elif field == _SEEK_POSITION:
+                offset = int.from_bytes(value, "big")
+        if target in (_TAGS, _SEEKHEAD) and offset is not None:
+            positions.append(offset)
 
 
 def _looks_like_playlist(file: Path) -> bool:
