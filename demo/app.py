@@ -1,9 +1,10 @@
-"""The Gradio Blocks of the app: a checkpoint bar and four tabs (Classify, Biases, Attributions, Model).
+"""The Gradio Blocks of the app: a checkpoint bar and five tabs (Classify, Biases, Attributions, Timeline, Model).
 
 Named API endpoints for `gradio_client`: ``/classify`` (video -> label dict), ``/biases`` (stage, block,
 unit, group, Δt -> plotly figure, per-group statistics) and ``/attribute`` (video, method, target, steps ->
-overlay video, frame strip, importance curve, summary). API calls use the default checkpoint; a browser
-session can switch to another one (its key lives in a `gr.State`).
+overlay video, frame strip, importance curve, summary), ``/timeline`` (video, window s, stride s -> plot,
+segments). API calls use the default checkpoint; a browser session can switch to another one (its key lives in
+a `gr.State`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from demo.checkpoints import DEFAULT_KEY, LABEL_SETS, SUFFIXES, CheckpointDir, M
 from demo.examples import render_examples  # noqa: E402
 from demo.handlers import ALL_GROUPS, GROUP_COLUMNS, TOP1, Handlers  # noqa: E402
 from demo.scratch import Scratch  # noqa: E402
+from demo.timeline import timeline_tab  # noqa: E402
 
 MAX_FILE_SIZE = "512mb"  # clips and the authors' checkpoints (S16 on K400 is ~400 MB)
 DELETE_CACHE = (600, 3600)  # every 10 min, delete uploads and outputs older than an hour
@@ -129,6 +131,8 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
                         attr_text = gr.Markdown(elem_id="attr-text")
                 attr_strip = gr.Image(label="frames and overlays", interactive=False)
                 curve = gr.Plot(label="temporal importance")
+
+            timeline_tab(models, key, examples)
 
             with gr.Tab("Model", id="model"):
                 complexity = gr.Markdown(elem_id="model-complexity")
