@@ -1,6 +1,6 @@
 """The app driven over HTTP with `gradio_client`, against answers computed independently in-process.
 
-Needs the bundled checkpoint (posmlp_video/weights/posmlp_video_xs_synthmotion.safetensors): without it the
+Needs the bundled checkpoint (posmlp_video/weights/posmlp_video_xs_realmotion.safetensors): without it the
 `app_server` fixture errors.
 """
 

@@ -87,8 +87,26 @@ def test_cli_text_output_and_success_code(checkpoint, video_corpus, capsys):
     code = main(["predict", str(video_corpus["vp9_webm"]), "--checkpoint", str(checkpoint), "--top-k", "2"])
     out = capsys.readouterr().out.splitlines()
     assert code == 0
-    assert out[0].startswith(str(video_corpus["vp9_webm"])) and len(out) == 3
-    assert out[1].split(maxsplit=1)[1] in CLASS_NAMES
+    # the checkpoint's scope first (from its metadata), then the answer
+    assert out[0].startswith("model: ") and "12 classes; input 8 frames at 64x64." in " ".join(out[:3])
+    answer = out[out.index("") + 1:]
+    assert answer[0].startswith(str(video_corpus["vp9_webm"])) and len(answer) == 3
+    assert answer[1].split(maxsplit=1)[1] in CLASS_NAMES
+
+
+def test_cli_marks_answers_below_the_cards_confidence_threshold(checkpoint, video_corpus, capsys, tmp_path):
+    from posmlp_video.checkpoint import update_meta
+
+    carded = tmp_path / "carded.safetensors"
+    carded.write_bytes(checkpoint.read_bytes())
+    update_meta(carded, {"card": {"summary": "A test model.", "confidence": {"min_prob": 0.99, "how": "test"}}})
+    video = str(video_corpus["vp9_webm"])
+    assert main(["predict", video, "--checkpoint", str(carded), "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("model: A test model.") and "below 0.99 probability is marked uncertain" in out
+    assert out.splitlines()[-3] == f"{video}  uncertain"  # an untrained model is unsure
+    assert main(["predict", video, "--checkpoint", str(carded), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["uncertain"] is True
 
 
 def test_cli_errors_are_one_line_without_traceback(checkpoint, video_corpus):

@@ -53,6 +53,7 @@ class DataConfig:
     train_seed: int = 0  # SynthMotion only: the sets are drawn from these seeds
     val_seed: int = 1
     fresh_clips: bool = True  # SynthMotion only: new training clips every epoch (same seed, next indices)
+    real_fraction: float = 0.0  # SynthMotion only: share of real-pixel clips (photo cut-outs; needs `assets fetch`)
     num_frames: int = 8
     input_size: int = 64
     resize_short: int = 64  # short side before cropping (ignored by SynthMotion, generated at input_size)
