@@ -633,3 +633,58 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
     if (frame.width, frame.height) == (width, height):
         return frame.to_ndarray(format="rgb24")
     return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+
+
+# --------------------------------------------------------------------------- streaming (long videos)
+
+
+class FrameStream:
+    """A video indexed once, whose frames are then decoded in one forward pass, a few at a time.
+
+    For long videos (``timeline``): memory holds only the frames the caller keeps, never the whole video.
+    The same opening, indexing, per-frame checks and conversion as ``read_video``. The index pass runs under
+    ``budget``; the decode pass under the same budget scaled to the video's length (its frame and byte limits
+    raised to the frames counted, its time limit by the same factor), so an hour-long file can be streamed
+    while a file that decodes slower than the budget's rate still stops with "too slow".
+    """
+
+    def __init__(self, path: str | Path, *, short_side: int | None = None, budget: DecodeBudget | None = None) -> None:
+        self.path = path
+        base = budget or DecodeBudget.from_env()
+        with _open(path, _Work(base)) as container:
+            self._index = _index(container, _Work(base))
+        self.info = info = self._index.info
+        self._size = _coded_size(info, *_output_size(info, short_side))
+        scale = max(1.0, (info.num_frames + 16) / base.frames)
+        self._budget = DecodeBudget(seconds=base.seconds * scale, frames=max(base.frames, info.num_frames + 16),
+                                    bytes=max(base.bytes, int(base.bytes * scale)))
+
+    def frames(self, timeline_indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """``(timeline index, uint8 (H, W, 3) frame)`` for each of the sorted unique ``timeline_indices``,
+        in order. A frame that fails to decode is replaced by the one before it (a cut-off tail by the last)."""
+        grid = np.unique(np.asarray(timeline_indices, dtype=np.int64))
+        wanted = self._index.grid_to_frame[grid]
+        k, position, previous = 0, -1, None  # previous: (index, frame) of the frame before the current one
+        converted: tuple[int, np.ndarray] | None = None
+
+        def rgb(entry: tuple[int, av.VideoFrame]) -> np.ndarray:
+            nonlocal converted
+            if converted is None or converted[0] != entry[0]:
+                converted = (entry[0], _display(_to_rgb(entry[1], self._size), self.info.rotation))
+            return converted[1]
+
+        work = _Work(self._budget)
+        with _open(self.path, work) as container:
+            for frame in _frames(container, container.streams.video[0], work):
+                position = _frame_index(frame, self._index, position)
+                while k < len(grid) and wanted[k] <= position:
+                    use = (position, frame) if wanted[k] == position or previous is None else previous
+                    yield int(grid[k]), rgb(use)
+                    k += 1
+                if k == len(grid):
+                    return
+                previous = (position, frame)
+        if previous is None:
+            raise VideoDecodeError("no decodable frames (corrupt data or unsupported codec)")
+        for index in grid[k:]:
+            yield int(index), rgb(previous)
