@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("posmlp_video.predict", "classify video files with a checkpoint (top-k classes, --json lines)"),
     "train": ("posmlp_video.train.command", "train or fine-tune from a YAML recipe (resumes; runs under torchrun)"),
     "eval": ("posmlp_video.evaluate", "top-1/top-5, per-class accuracy and confusion matrix of a checkpoint"),
+    "card": ("posmlp_video.card", "print a checkpoint's model card (Markdown, from its metadata)"),
 }
 
 

@@ -220,6 +220,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from posmlp_video.card import write_model_card
     from posmlp_video.checkpoint import load_class_names, save_checkpoint
 
     state, cfg = read_official(args.source)
@@ -227,6 +228,9 @@ def run(args: argparse.Namespace) -> int:
     names = load_class_names(args.labels) if args.labels else None
     if names is not None and len(names) != model.num_classes:
         raise CheckpointError(f"{len(names)} class names given but the model has {model.num_classes} classes")
-    path = save_checkpoint(model, args.output, official_meta(cfg, model, names))
-    print(f"wrote {path} ({sum(p.numel() for p in model.parameters()):,} parameters, {model.num_classes} classes)")
+    meta = official_meta(cfg, model, names)
+    path = save_checkpoint(model, args.output, meta)
+    card = write_model_card(path, meta, model)
+    print(f"wrote {path} ({sum(p.numel() for p in model.parameters()):,} parameters, {model.num_classes} classes) "
+          f"and {card}")
     return 0

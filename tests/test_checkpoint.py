@@ -133,6 +133,8 @@ def test_convert_cli_and_loading_an_authors_file(tmp_path, official_small):
     assert run.returncode == 0, run.stderr
     model, meta = load_checkpoint(out)
     assert meta["class_names"][3] == "action 3" and meta["num_frames"] == 4 and meta["input_size"] == [64, 64]
+    card = (tmp_path / "MODEL_CARD.md").read_text()  # written beside the converted checkpoint
+    assert "## Classes (10)" in card and "9. action 9" in card and "Source of the weights: authors' checkpoint" in card
     with torch.no_grad():
         torch.testing.assert_close(model(official_small["input"]), official_small["logits"], rtol=1e-5, atol=1e-5)
     # an authors' file loads directly too, with class names given by the caller

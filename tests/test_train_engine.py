@@ -76,6 +76,7 @@ def test_rerun_of_a_finished_run_trains_nothing_more(tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text() == before
     again = load_file(str(tmp_path / "model.safetensors"))
     assert all(torch.equal(weights[k], again[k]) for k in weights)
+    assert "## Classes (12)" in (tmp_path / "MODEL_CARD.md").read_text()  # the export's card, beside it
 
 
 def test_ema_mixup_cutmix_smoothing_accumulation_and_clipping_run(tmp_path):

@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 from tqdm import tqdm
 
+from posmlp_video.card import write_model_card
 from posmlp_video.checkpoint import read_meta, resize_state_dict, save_checkpoint
 from posmlp_video.convert import from_official, load_state_dict_checked
 from posmlp_video.errors import CheckpointError, PosMLPError
@@ -148,7 +149,8 @@ def train_one_epoch(cfg: Config, ddp_model: nn.Module, model: nn.Module, loader:
 
 
 def export(cfg: Config, model: PosMLPVideo, class_names: list[str], out: Path) -> Path:
-    """Write the best checkpoint's weights (EMA when enabled) as ``out/model.safetensors`` (and to ``export_to``)."""
+    """Write the best checkpoint's weights (EMA when enabled) as ``out/model.safetensors`` (and to ``export_to``),
+    each with a MODEL_CARD.md beside it."""
     best = load_training_state(out / "best.pt")
     plain = PosMLPVideo(**model.config)  # plain BatchNorm even when trained with SyncBatchNorm
     plain.load_state_dict(best["ema"] if best.get("ema") is not None else best["model"])
@@ -157,8 +159,9 @@ def export(cfg: Config, model: PosMLPVideo, class_names: list[str], out: Path) -
             "val_top1": record["val_top1"], "val_top5": record["val_top5"], "epoch": record["epoch"],
             "recipe": config_to_dict(cfg)}
     path = save_checkpoint(plain, out / "model.safetensors", meta)
+    write_model_card(path, meta, plain)
     if cfg.export_to:
-        save_checkpoint(plain, cfg.export_to, meta)
+        write_model_card(save_checkpoint(plain, cfg.export_to, meta), meta, plain)
     return path
 
 
