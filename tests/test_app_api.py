@@ -265,5 +265,6 @@ def test_server_config_and_command_line(app_server, tmp_path, capsys):
     assert app_server.app.server_name == "127.0.0.1" and app_server.app.share is False
     assert app_server.app.max_file_size == 512 * 1024 * 1024
     assert entry.main(["--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
-    error = capsys.readouterr().err
-    assert error.startswith("app.py: error: no checkpoint file at") and error.count("\n") == 1
+    lines = capsys.readouterr().err.splitlines()  # what it is loading, then the one-line reason
+    assert lines[0] == "app.py: loading checkpoint missing.safetensors ..."
+    assert lines[1].startswith("app.py: error: no checkpoint file at") and len(lines) == 2
