@@ -223,7 +223,8 @@ def plot_attribution_strip(result: Attribution, ncols: int | None = None, panel:
     axes[0, 0].set_ylabel("frame", fontsize=8)
     axes[1, 0].set_ylabel("attribution", fontsize=8)
     target = result.target_name or f"class {result.target}"
-    fig.suptitle(f"{result.method} for {target}: red for, blue against (clipped at the 99.5th percentile)", fontsize=9)
+    fig.suptitle(f"{result.method} for {target}\nred: for the class, blue: against (scale clipped at the 99.5th "
+                 "percentile of |values|)", fontsize=9)
     fig.colorbar(im, ax=axes, shrink=0.8, label="attribution")
     return fig
 

@@ -31,6 +31,7 @@ from demo.teaching import JS_ON_LOAD as MIXING_JS  # noqa: E402
 
 MAX_FILE_SIZE = "512mb"  # clips and the authors' checkpoints (S16 on K400 is ~400 MB)
 DELETE_CACHE = (600, 3600)  # every 10 min, delete uploads and outputs older than an hour
+LAUNCH_ATTEMPTS = 3
 QUEUE_SIZE = 64  # requests waiting beyond this are refused rather than piling up
 PREVIEW_PX = 260  # the preview's height: a portrait clip does not push the results below the fold
 CLIP_LABEL = "clip: a video (mp4, avi, mkv, webm, ...), an animated GIF or a still image"
@@ -166,8 +167,8 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
                         steps = gr.Slider(4, 128, value=16, step=4, label="steps (integrated gradients)",
                                           info=f"more steps: a smaller completeness error (the app warns above "
                                                f"{IG_BOUND:.0%})")
-                        cam_stage = h.cam_choices(DEFAULT_KEY)
-                        cam_stage = gr.Dropdown(cam_stage.choices, value=cam_stage.value, label="Grad-CAM stage",
+                        cam_stages, cam_default = h.cam_stages(DEFAULT_KEY)
+                        cam_stage = gr.Dropdown(cam_stages, value=cam_default, label="Grad-CAM stage",
                                                 visible=False, elem_id="attr-cam-stage",
                                                 info="default: the deepest stage whose map is larger than 1 x 1")
                         with gr.Row():
@@ -249,14 +250,16 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
         method.change(lambda m: (gr.Slider(visible=m == "integrated_gradients"), gr.Dropdown(visible=m == "grad_cam")),
                       [method], [steps, cam_stage], api_visibility="private")
         attr_clip.change(h.clear_attribution, None, attr_outputs, api_visibility="private")
-        idle = (gr.Button(interactive=True), gr.Button(visible=False))
+        def idle() -> tuple[gr.Button, gr.Button]:  # updates made at event time (here they would render)
+            return gr.Button(interactive=True), gr.Button(visible=False)
+
         running = explain.click(lambda: (gr.Button(interactive=False), gr.Button(visible=True)), None,
                                 [explain, cancel], api_visibility="private", show_progress="hidden").then(
             h.clear_attribution, None, attr_outputs, api_visibility="private", show_progress="hidden").then(
             h.attribute, [attr_clip, method, target, steps, cam_stage, key], attr_outputs, api_name="attribute",
             api_description=ATTRIBUTE_API, concurrency_limit=1, concurrency_id="attribute")
-        running.then(lambda: idle, None, [explain, cancel], api_visibility="private", show_progress="hidden")
-        cancel.click(lambda: idle, None, [explain, cancel], cancels=[running], api_visibility="private")
+        running.then(idle, None, [explain, cancel], api_visibility="private", show_progress="hidden")
+        cancel.click(idle, None, [explain, cancel], cancels=[running], api_visibility="private")
 
         # How positions mix: controls (or a click on a key token) pick the unit, group and query.
         mix_sel = [m_stage, m_block, m_unit, m_group, m_query]
@@ -304,8 +307,18 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs) 
     """
     kwargs.setdefault("quiet", True)
     block = not kwargs.pop("prevent_thread_lock", False)
-    app.launch(server_name=host, server_port=port, share=False, max_file_size=MAX_FILE_SIZE, ssr_mode=False,
-               theme=THEME, footer_links=["api"], prevent_thread_lock=True, **kwargs)
+    for attempt in range(LAUNCH_ATTEMPTS):
+        try:
+            app.launch(server_name=host, server_port=port, share=False, max_file_size=MAX_FILE_SIZE, ssr_mode=False,
+                       theme=THEME, footer_links=["api"], prevent_thread_lock=True, **kwargs)
+            break
+        except ValueError as err:
+            # Gradio gives its own server 3 s to answer the first page; on a busy machine that can time out
+            # (it then asks for a share link). The page is warm the second time: close and start again.
+            app.close()
+            if "localhost is not accessible" not in str(err) or attempt == LAUNCH_ATTEMPTS - 1:
+                raise
+            _say("the server was slow to answer its first request; starting it again ...")
     _say(f"serving on http://{host}:{port}/ (Ctrl+C to stop; no share link)")
     if block:
         app.block_thread()

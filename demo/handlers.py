@@ -307,12 +307,17 @@ class Handlers:
             gr.Warning(f"completeness error {result.relative_delta:.0%} > {IG_BOUND:.0%}: use more steps")
         return str(video_path), str(strip), curve, text
 
-    def cam_choices(self, key: str = DEFAULT_KEY) -> gr.Dropdown:
-        """The Grad-CAM stages of the session's checkpoint with their map sizes; the default preselected."""
+    def cam_stages(self, key: str = DEFAULT_KEY) -> tuple[list[tuple[str, int]], int]:
+        """The Grad-CAM stages of the session's checkpoint, labelled with their map sizes, and the default."""
         sizes = self.models.get(key).cam_sizes
         choices = [(f"stage {i}: {t} x {h} x {w} map" + (" (cannot localise)" if h * w == 1 else ""), i)
                    for i, (t, h, w) in enumerate(sizes)]
-        return gr.Dropdown(choices=choices, value=default_cam_stage(sizes))
+        return choices, default_cam_stage(sizes)
+
+    def cam_choices(self, key: str = DEFAULT_KEY) -> gr.Dropdown:
+        """The Grad-CAM stage selector updated for the session's checkpoint."""
+        choices, default = self.cam_stages(key)
+        return gr.Dropdown(choices=choices, value=default)
 
     # ------------------------------------------------------------------ how relative positions mix tokens
 

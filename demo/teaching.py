@@ -41,9 +41,10 @@ CSS = """
 .grid div { width: var(--cell); height: var(--cell); box-sizing: border-box; font-size: 10px; line-height: var(--cell);
   text-align: center; color: #000; }
 .key { cursor: pointer; }
-.read { outline: 1px solid #444; }
+.off { opacity: 0.3; }
+.off.read { opacity: 1; }
 .query { outline: 3px solid #000; z-index: 1; }
-.qrow { border-top: 2px solid #000; border-bottom: 2px solid #000; }
+.qrow { outline: 2px solid #000; z-index: 1; }
 .hl { outline: 3px solid #00c000 !important; z-index: 2; }
 .axis { font-size: 0.8em; opacity: 0.8; }
 .hover-info { min-height: 1.4em; font-size: 0.9em; }
@@ -125,5 +126,5 @@ def mixing_html(row: MixingRow, cell_px: int = 26) -> str:
     return (f'<div class="mix-view"><h4>{escape(row.name)}, group {row.group}: query {tuple(row.query)}, token bias '
             f'{row.token_bias:+.4f}</h4><div class="hover-info">hover a key token; click one to make it the query</div>'
             f'<div class="mix"><div><h4>{escape(left_title)}</h4>{left}</div>'
-            f'<div><h4>offset table of group {row.group} (outlined: the cells this query reads; green: the hovered '
-            f'key\'s offset)</h4>{right}{axis}</div></div>{scale}</div>')
+            f'<div><h4>offset table of group {row.group} (faded: offsets this query never reads; green: the '
+            f'hovered key\'s offset)</h4>{right}{axis}</div></div>{scale}</div>')
