@@ -21,8 +21,9 @@ import torch
 from analysis import BiasTable, complexity_table, format_complexity, relative_position_biases
 from analysis.attributions import cam_stages
 from posmlp_video.card import model_card_markdown
-from posmlp_video.checkpoint import BUNDLED_CHECKPOINT, LABEL_FILES, load_checkpoint, load_class_names
+from posmlp_video.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
 from posmlp_video.errors import CheckpointError
+from posmlp_video.loading import LABEL_FILES, load_class_names
 from posmlp_video.predict import Predictor
 
 SUFFIXES = (".safetensors", ".pth", ".pyth")

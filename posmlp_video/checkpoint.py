@@ -7,41 +7,26 @@ The metadata says how to rebuild the model (``model``, ``model_kwargs``) and how
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from posmlp_video.atomic import atomic_path
+from posmlp_video.bounds import check_meta, check_model_kwargs, check_weights_match, header_shapes
+from posmlp_video.convert import load_official
 from posmlp_video.errors import CheckpointError
+from posmlp_video.loading import PACKAGE_DIR, load_class_names, load_state_dict_checked
 from posmlp_video.models import PosMLPVideo
 from posmlp_video.models.gating import AXES, PositionalGatingUnit, resize_position_params, window_from_params
 
 META_KEY = "posmlp_video"
-PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_CHECKPOINT = PACKAGE_DIR / "weights" / "posmlp_video_xs_synthmotion.safetensors"
-LABEL_FILES = {
-    "ssv1": "something_something_v1.txt",
-    "ssv2": "something_something_v2.txt",
-    "k400": "kinetics_400.txt",
-}
 REQUIRED_META = ("class_names", "num_frames", "input_size")
 DEFAULT_META = dict(sampling="segment", sampling_rate=1, mean=[0.45] * 3, std=[0.225] * 3)
-
-
-def load_class_names(name_or_path: str | Path) -> list[str]:
-    """Class names of a shipped label set ("ssv1", "ssv2", "k400") or from a text file, one per line."""
-    key = str(name_or_path).lower()
-    path = PACKAGE_DIR / "labels" / LABEL_FILES[key] if key in LABEL_FILES else Path(name_or_path)
-    if not path.is_file():
-        raise CheckpointError(f"no label set {name_or_path!r}: use ssv1, ssv2, k400 or a text file")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not names:
-        raise CheckpointError(f"label file {path} is empty")
-    return names
 
 
 def save_checkpoint(model: PosMLPVideo, path: str | Path, meta: dict[str, Any]) -> Path:
@@ -66,15 +51,8 @@ def save_checkpoint(model: PosMLPVideo, path: str | Path, meta: dict[str, Any]) 
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """The metadata of one of our checkpoints, without loading the weights."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(META_KEY)
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{Path(path).name} is not a readable safetensors file ({err})") from None
-    if raw is None:
-        raise CheckpointError(f"{Path(path).name} has no posmlp_video metadata: not one of our checkpoints")
-    return json.loads(raw)
+    """The metadata of one of our checkpoints, without loading the weights (checked against `bounds.LIMITS`)."""
+    return check_meta(header_shapes(path, META_KEY)[0], Path(path).name)
 
 
 def update_meta(path: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
@@ -123,8 +101,6 @@ def load_checkpoint(
     ``num_frames=16`` or ``spatial_windows=[...]``: tables are resized to match. `class_names` names the
     classes of an authors' checkpoint (theirs carry none).
     """
-    from posmlp_video.convert import from_official, load_state_dict_checked, official_meta, read_official
-
     if path is None:
         path = BUNDLED_CHECKPOINT
         if not path.is_file():
@@ -136,17 +112,20 @@ def load_checkpoint(
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path}")
     if path.suffix != ".safetensors":
-        state, cfg = read_official(path)
-        model = from_official({"model_state": state, "cfg": cfg}, **overrides)
-        if class_names is not None and len(class_names) != model.num_classes:
-            raise CheckpointError(f"{len(class_names)} class names given for a {model.num_classes}-class model")
-        return model.to(device), official_meta(cfg, model, class_names)
-    meta = read_meta(path)
+        model, meta = load_official(path, class_names, **overrides)
+        return model.to(device), meta
+    # Everything is checked on the header before a byte of weights is read or a model is built.
+    meta, shapes = header_shapes(path, META_KEY)
+    check_meta(meta, path.name)
+    saved = check_model_kwargs(meta.get("model_kwargs"), path.name)
+    check_weights_match(saved, shapes, path.name)
+    for names, what in ((meta["class_names"], "its metadata"), (class_names, "given")):
+        if names is not None and len(names) != saved.num_classes:
+            raise CheckpointError(f"{path.name}: {len(names)} class names {what} for a {saved.num_classes}-class model")
     kwargs = {**meta["model_kwargs"], **overrides}
-    try:
-        model = PosMLPVideo(**kwargs)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"cannot build the model from {path.name}'s metadata ({err})") from None
+    if overrides:
+        check_model_kwargs(kwargs, "the requested model")
+    model = PosMLPVideo(**kwargs)
     load_state_dict_checked(model, resize_state_dict(load_file(str(path)), model))
     if "num_frames" in overrides:
         meta["num_frames"] = overrides["num_frames"]
@@ -154,3 +133,27 @@ def load_checkpoint(
     if class_names is not None:
         meta["class_names"] = list(class_names)
     return model.to(device).eval(), meta
+
+
+# --- command line: ``convert`` --------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="the authors' checkpoint (.pth / .pyth)")
+    parser.add_argument("output", help="where to write our .safetensors checkpoint")
+    parser.add_argument(
+        "--labels", default=None,
+        help="class names: ssv1, ssv2, k400, or a text file with one name per line (default: numbered)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load an authors' checkpoint the one way (``load_checkpoint``) and save it in our format."""
+    from posmlp_video.card import write_model_card
+
+    names = load_class_names(args.labels) if args.labels else None
+    model, meta = load_checkpoint(args.source, class_names=names)
+    path = save_checkpoint(model, args.output, meta)
+    card = write_model_card(path, meta, model)
+    print(f"wrote {path} ({sum(p.numel() for p in model.parameters()):,} parameters, {model.num_classes} classes) "
+          f"and {card}")
+    return 0

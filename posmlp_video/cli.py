@@ -13,11 +13,12 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "convert": ("posmlp_video.convert", "convert an authors' PosMLP-Video checkpoint to our safetensors format"),
+    "convert": ("posmlp_video.checkpoint", "convert an authors' PosMLP-Video checkpoint to our safetensors format"),
     "predict": ("posmlp_video.predict", "classify video files with a checkpoint (top-k classes, --json lines)"),
     "train": ("posmlp_video.train.command", "train or fine-tune from a YAML recipe (resumes; runs under torchrun)"),
     "eval": ("posmlp_video.evaluate", "top-1/top-5, per-class accuracy and confusion matrix of a checkpoint"),
     "card": ("posmlp_video.card", "print a checkpoint's model card (Markdown, from its metadata)"),
+    "features": ("posmlp_video.features", "features of videos (a stage's output, pooled, or the head's input) to .npy"),
 }
 
 

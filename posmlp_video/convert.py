@@ -8,16 +8,23 @@ present and is otherwise inferred from tensor shapes; both are cross-checked aga
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
+from posmlp_video.bounds import (
+    check_meta,
+    check_model_kwargs,
+    check_storage,
+    first_line,
+    load_cfg_yaml,
+    torch_load,
+)
 from posmlp_video.errors import CheckpointError
+from posmlp_video.loading import load_state_dict_checked
 from posmlp_video.models import PosMLPVideo
 
 # SlowFast's default normalisation, used when a cfg does not say.
@@ -35,11 +42,7 @@ def read_official(source: str | Path | dict[str, Any]) -> tuple[dict[str, torch.
         path = Path(source)
         if not path.is_file():
             raise CheckpointError(f"no checkpoint file at {path}")
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle errors carry multi-line text; keep the first line
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointError(f"{path.name} is not a PyTorch checkpoint loadable with weights_only=True ({first})") from None
+        obj = torch_load(path, "a PyTorch checkpoint")
     else:
         obj = source
     if not isinstance(obj, dict):
@@ -53,12 +56,10 @@ def read_official(source: str | Path | dict[str, Any]) -> tuple[dict[str, torch.
     for k, v in obj.items():
         if not isinstance(v, torch.Tensor):
             raise CheckpointError(f"entry {k!r} is a {type(v).__name__}, not a tensor: not a model state dict")
+        check_storage(k, v)
         state[k.removeprefix("module.")] = v
     if isinstance(cfg, str):  # their training checkpoints store the yacs cfg as a YAML string
-        try:
-            cfg = yaml.safe_load(cfg)
-        except yaml.YAMLError as err:
-            raise CheckpointError(f"the checkpoint's cfg is not valid YAML ({str(err).splitlines()[0]})") from None
+        cfg = load_cfg_yaml(cfg)
     return state, cfg if isinstance(cfg, dict) else None
 
 
@@ -106,10 +107,12 @@ def config_from_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
             embed_dims=list(pm["EMBED_DIMS"]), depths=list(pm["LAYERS"]), spatial_windows=list(cfg["WIN_SIZE"]),
             gammas=list(cfg["POSGAMMA"]), drop_path_rate=float(pm.get("DROP_DEPTH_RATE", 0.0)),
         )
-    except (KeyError, TypeError, IndexError) as err:
+    except (KeyError, IndexError) as err:
         raise CheckpointError(f"the checkpoint's cfg lacks {err} needed to build the model") from None
+    except (TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"the checkpoint's cfg has an unusable value ({first_line(err)})") from None
     t_windows = cfg.get("WIN_SIZE_T")
-    if t_windows is not None and any(t != out["num_frames"] for t in t_windows):
+    if t_windows is not None and (not isinstance(t_windows, list) or any(t != out["num_frames"] for t in t_windows)):
         raise CheckpointError(f"cfg WIN_SIZE_T {t_windows} must equal DATA.NUM_FRAMES ({out['num_frames']})")
     return out
 
@@ -162,32 +165,24 @@ def from_official(source: str | Path | dict[str, Any], **overrides: Any) -> PosM
                 raise CheckpointError(f"cfg says {key}={from_cfg[key]} but the weights have {key}={value}")
         kwargs = from_cfg
     kwargs.update(overrides)
+    check_model_kwargs(kwargs, "the checkpoint" if isinstance(source, dict) else Path(source).name)
     model = PosMLPVideo(**kwargs)
     names: dict[str, str] = {}
     load_state_dict_checked(model, convert_state_dict(state, names), names)
     return model.eval()
 
 
-def load_state_dict_checked(
-    model: torch.nn.Module, state: dict[str, torch.Tensor], names: dict[str, str] | None = None
-) -> None:
-    """load_state_dict(strict=True) with one-line errors naming the first offending key.
-
-    `names` maps our keys to the checkpoint's own names (for converted checkpoints).
-    """
-    names = names or {}
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [names.get(k, k) for k in state if k not in own]
-    if missing:
-        raise CheckpointError(f"checkpoint lacks key {missing[0]!r} ({len(missing)} missing in all)")
-    if unexpected:
-        raise CheckpointError(f"checkpoint has unexpected key {unexpected[0]!r} ({len(unexpected)} in all)")
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            shown = f"{names[k]!r} (our {k!r})" if k in names else repr(k)
-            raise CheckpointError(f"key {shown} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
-    model.load_state_dict(state, strict=True)
+def load_official(
+    source: str | Path | dict[str, Any], class_names: list[str] | None = None, **overrides: Any
+) -> tuple[PosMLPVideo, dict[str, Any]]:
+    """(model in eval mode, preprocessing meta) of an authors' checkpoint: the one way such files are loaded
+    (``load_checkpoint`` and the ``convert`` command both come here). `class_names` names their classes."""
+    state, cfg = read_official(source)
+    model = from_official({"model_state": state, "cfg": cfg}, **overrides)
+    if class_names is not None and len(class_names) != model.num_classes:
+        raise CheckpointError(f"{len(class_names)} class names given for a {model.num_classes}-class model")
+    name = "the checkpoint" if isinstance(source, dict) else Path(source).name
+    return model, check_meta(official_meta(cfg, model, class_names), name)
 
 
 def official_meta(cfg: dict[str, Any] | None, model: PosMLPVideo, class_names: list[str] | None) -> dict[str, Any]:
@@ -195,6 +190,16 @@ def official_meta(cfg: dict[str, Any] | None, model: PosMLPVideo, class_names: l
     data = (cfg or {}).get("DATA", {})
     size = model.img_size
     k400 = model.num_classes == 400
+    if not isinstance(data, dict):
+        raise CheckpointError(f"the checkpoint's cfg DATA is a {type(data).__name__}, not a mapping")
+    try:
+        return _official_meta(data, model, class_names, size, k400)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"the checkpoint's cfg DATA has an unusable value ({first_line(err)})") from None
+
+
+def _official_meta(data: dict[str, Any], model: PosMLPVideo, class_names: list[str] | None,
+                   size: tuple[int, int], k400: bool) -> dict[str, Any]:
     return dict(
         model="posmlp_video_s" if model.config["embed_dims"] == [72, 144, 288, 576] else "posmlp_video",
         model_kwargs=model.config,
@@ -208,29 +213,3 @@ def official_meta(cfg: dict[str, Any] | None, model: PosMLPVideo, class_names: l
         std=list(data.get("STD", SLOWFAST_STD)),
         source="authors' checkpoint",
     )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="the authors' checkpoint (.pth / .pyth)")
-    parser.add_argument("output", help="where to write our .safetensors checkpoint")
-    parser.add_argument(
-        "--labels", default=None,
-        help="class names: ssv1, ssv2, k400, or a text file with one name per line (default: numbered)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    from posmlp_video.card import write_model_card
-    from posmlp_video.checkpoint import load_class_names, save_checkpoint
-
-    state, cfg = read_official(args.source)
-    model = from_official({"model_state": state, "cfg": cfg})
-    names = load_class_names(args.labels) if args.labels else None
-    if names is not None and len(names) != model.num_classes:
-        raise CheckpointError(f"{len(names)} class names given but the model has {model.num_classes} classes")
-    meta = official_meta(cfg, model, names)
-    path = save_checkpoint(model, args.output, meta)
-    card = write_model_card(path, meta, model)
-    print(f"wrote {path} ({sum(p.numel() for p in model.parameters()):,} parameters, {model.num_classes} classes) "
-          f"and {card}")
-    return 0

@@ -7,3 +7,7 @@ class PosMLPError(Exception):
 
 class CheckpointError(PosMLPError):
     """A checkpoint cannot be read, or does not match the architecture it is loaded into."""
+
+
+class StorageError(PosMLPError):
+    """A file cannot be written (e.g. no space left on device)."""

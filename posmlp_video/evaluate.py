@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from posmlp_video.errors import PosMLPError
 from posmlp_video.train.distributed import all_reduce_sum
+from posmlp_video.views import mean_softmax
 
 
 @dataclass
@@ -121,7 +122,7 @@ def evaluate_model(model: torch.nn.Module, loader: torch.utils.data.DataLoader, 
         videos, labels = videos.to(device, non_blocking=True), labels.to(device)
         with autocast(device, amp):
             logits = model(videos.flatten(0, 1))
-        scores = logits.float().softmax(-1).view(b, v, -1).mean(1)
+        scores = mean_softmax(logits, v)
         confusion += torch.bincount(labels * n + scores.argmax(1), minlength=n * n).view(n, n)
         top5 += (scores.topk(min(5, n), dim=1).indices == labels[:, None]).any(1).sum()
     all_reduce_sum(confusion)
@@ -150,7 +151,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posmlp_video.checkpoint import load_checkpoint, load_class_names
+    from posmlp_video.checkpoint import load_checkpoint
+    from posmlp_video.loading import load_class_names
     from posmlp_video.train.data import eval_dataset
     from posmlp_video.train.distributed import resolve_device
 

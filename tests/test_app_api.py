@@ -27,9 +27,10 @@ from analysis import attribute, get_table, relative_position_biases, table_stats
 from demo.checkpoints import CheckpointDir, ModelCache, check_upload
 from demo.handlers import Handlers
 from demo.scratch import Scratch
-from posmlp_video.checkpoint import load_checkpoint, load_class_names, save_checkpoint
+from posmlp_video.checkpoint import load_checkpoint, save_checkpoint
 from posmlp_video.data import probe_video
 from posmlp_video.errors import CheckpointError
+from posmlp_video.loading import load_class_names
 from posmlp_video.predict import Predictor
 
 

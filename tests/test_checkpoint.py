@@ -12,9 +12,10 @@ import timm
 import torch
 
 import posmlp_video  # noqa: F401
-from posmlp_video.checkpoint import load_checkpoint, load_class_names, read_meta, save_checkpoint
+from posmlp_video.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from posmlp_video.convert import from_official
 from posmlp_video.errors import CheckpointError
+from posmlp_video.loading import load_class_names
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -15,8 +16,10 @@ from video_corpus import BROKEN, GOOD
 from posmlp_video.checkpoint import save_checkpoint
 from posmlp_video.cli import main
 from posmlp_video.data.decode import VideoDecodeError
+from posmlp_video.data.encode import write_mp4
 from posmlp_video.data.synthmotion import CLASS_NAMES, SynthMotion
 from posmlp_video.data.transforms import preprocess
+from posmlp_video.errors import PosMLPError
 from posmlp_video.predict import Predictor
 
 
@@ -108,3 +111,92 @@ def test_cli_usage_errors_exit_2(capsys):
             main(argv)
         assert caught.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- multi-view (as eval)
+
+
+def test_views_and_scores_equal_evals(predictor, tmp_path):
+    """Predictor(clips=2, crops=3) feeds the model exactly eval's 6 views and averages their softmax like eval."""
+    from posmlp_video.evaluate import evaluate_model
+    from posmlp_video.train.data import eval_dataset
+
+    files = []
+    for label in (0, 3):
+        clip = SynthMotion(1, seed=7 + label, num_frames=20, size=(80, 112))[0]["video"]
+        files.append(write_mp4(tmp_path / CLASS_NAMES[label] / "clip.mp4", clip, fps=8))
+    multi = Predictor(predictor.model, predictor.meta, clips=2, crops=3)
+    dataset, names = eval_dataset(str(tmp_path), predictor.meta, num_clips=1, seed=0, test_clips=2, test_crops=3,
+                                  class_names=list(CLASS_NAMES))
+    assert sorted(str(path) for path, _ in dataset.dataset.samples) == sorted(map(str, files))
+    for i, (path, _) in enumerate(dataset.dataset.samples):
+        views, _ = dataset[i]
+        assert views.shape == (6, 3, 8, 64, 64)
+        assert torch.equal(multi.views(path).tensor, views)
+        with torch.inference_mode():  # independent expectation: the mean of each view's own softmax
+            expected = torch.stack([predictor.model(v[None]).softmax(-1)[0] for v in views]).mean(0)
+        prediction = multi.predict(path, top_k=12)
+        assert dict(prediction.top)[CLASS_NAMES[0]] == pytest.approx(float(expected[0]), abs=1e-5)
+        assert [label for label, _ in prediction.top][0] == CLASS_NAMES[int(expected.argmax())]
+        # the middle view (centre crop of the second clip) is what `frames`/`input` show
+        assert torch.equal(prediction.input, views[4])
+    result = evaluate_model(predictor.model, torch.utils.data.DataLoader(dataset, batch_size=2), names,
+                            torch.device("cpu"))
+    predicted = [CLASS_NAMES.index(multi.predict(path).top[0][0]) for path in files]
+    assert result.confusion[0, predicted[0]] == 1 and result.confusion[3, predicted[1]] == 1
+    with pytest.raises(PosMLPError, match="crops must be 1 or 3"):
+        Predictor(predictor.model, predictor.meta, crops=2)
+
+
+# --------------------------------------------------------------------------- folders and tables
+
+
+@pytest.fixture
+def folder(video_corpus, tmp_path):
+    """A folder tree of three good files (one in a subfolder), one broken file and a non-video file."""
+    root = tmp_path / "videos"
+    (root / "sub").mkdir(parents=True)
+    for name, target in (("h264_mp4", "a.mp4"), ("vp9_webm", "sub/b.webm"), ("gif", "c.gif"),
+                         ("random_bytes", "sub/broken.mp4")):
+        (root / target).write_bytes(video_corpus[name].read_bytes())
+    (root / "notes.txt").write_text("not an input")
+    return root
+
+
+def test_csv_on_a_folder_with_a_broken_file(checkpoint, folder, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    code = main(["predict", str(folder), "--checkpoint", str(checkpoint), "--csv", str(out), "--top-k", "2"])
+    assert code == 1
+    rows = list(csv.DictReader(out.open()))
+    expected = sorted(str(p) for p in [folder / "a.mp4", folder / "c.gif", folder / "sub" / "b.webm",
+                                       folder / "sub" / "broken.mp4"])
+    assert [row["path"] for row in rows] == expected
+    by_path = {row["path"]: row for row in rows}
+    broken = by_path[str(folder / "sub" / "broken.mp4")]
+    assert BROKEN["random_bytes"][1] in broken["error"] and broken["label_1"] == ""
+    for path in expected:
+        if "broken" not in path:
+            row = by_path[path]
+            assert row["error"] == "" and row["label_1"] in CLASS_NAMES and row["label_2"] in CLASS_NAMES
+            assert 1 >= float(row["score_1"]) >= float(row["score_2"]) > 0
+            assert row["label_1"] == Predictor.from_checkpoint(checkpoint).predict(path).top[0][0]
+    assert "broken.mp4" in capsys.readouterr().err
+
+
+def test_tables_resume_and_workers_give_the_same_rows(checkpoint, folder, tmp_path, capsys):
+    first, again = tmp_path / "first.jsonl", tmp_path / "again.jsonl"
+    assert main(["predict", str(folder), "--checkpoint", str(checkpoint), "--jsonl", str(first)]) == 1
+    lines = first.read_text().splitlines()
+    # an interrupted run: two rows written, the second cut off mid-line
+    again.write_text(lines[0] + "\n" + lines[1][:10])
+    args = ["predict", str(folder), "--checkpoint", str(checkpoint), "--jsonl", str(again), "--workers", "2"]
+    assert main(args) == 1
+    assert sorted(again.read_text().splitlines()) == sorted(lines)
+    assert "2 classified, 1 failed, 1 already in" in capsys.readouterr().err
+    done = again.read_text()
+    assert main(args) == 0 and again.read_text() == done  # nothing left to do
+    only_gif = tmp_path / "gif.csv"
+    assert main(["predict", str(folder), "--checkpoint", str(checkpoint), "--glob", "*.gif", "--csv", str(only_gif)]) == 0
+    assert [row["path"] for row in csv.DictReader(only_gif.open())] == [str(folder / "c.gif")]
+    assert main(["predict", str(folder), "--checkpoint", str(checkpoint), "--csv", str(only_gif), "--top-k", "3"]) == 1
+    assert "other columns" in capsys.readouterr().err

@@ -99,7 +99,7 @@ def test_ema_mixup_cutmix_smoothing_accumulation_and_clipping_run(tmp_path):
     (["data.train=/no/such/folder"], "no dataset at"),
     (["data.train_clips=4"], "make no full step"),
     (["model.init=/no/such.safetensors"], "no checkpoint to initialise from"),
-    (["model.kwargs={depths: [1, 1]}"], "cannot build posmlp_video_xs"),
+    (["model.kwargs={depths: [1, 1]}"], r"depths=\[1, 1\] must be a list of 4 integers"),
 ])
 def test_bad_settings_are_user_errors(tmp_path, overrides, message):
     with pytest.raises(PosMLPError, match=message):

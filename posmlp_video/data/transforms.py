@@ -67,19 +67,20 @@ def normalize(frames: np.ndarray | torch.Tensor, mean: Sequence[float], std: Seq
 
 def preprocess(clip: np.ndarray, meta: Mapping[str, Any]) -> Preprocessed:
     """Eval preprocessing of one clip for a checkpoint: resize short side, centre crop, normalise."""
-    return Preprocessed(*_views(clip, meta, 1)[0])
+    return eval_crops(clip, meta, 1)[0]
 
 
 def eval_views(clip: np.ndarray, meta: Mapping[str, Any], num_crops: int = 3) -> torch.Tensor:
     """``num_crops`` (1 or 3) spatial views of one clip as ``(num_crops, 3, T, H, W)``, for multi-view testing."""
-    return torch.stack([tensor for tensor, _ in _views(clip, meta, num_crops)])
+    return torch.stack([view.tensor for view in eval_crops(clip, meta, num_crops)])
 
 
-def _views(clip: np.ndarray, meta: Mapping[str, Any], num_crops: int) -> list[tuple[torch.Tensor, np.ndarray]]:
+def eval_crops(clip: np.ndarray, meta: Mapping[str, Any], num_crops: int = 1) -> list[Preprocessed]:
+    """The ``num_crops`` (1 or 3) spatial views of one clip, each with the uint8 crop it was made from."""
     size = tuple(int(s) for s in meta["input_size"])
     resized = resize_to_cover(clip, int(meta["resize_short"]), size)
     views = [np.ascontiguousarray(view) for view in crop_views(resized, size, num_crops)]
-    return [(normalize(view, meta["mean"], meta["std"]), view) for view in views]
+    return [Preprocessed(normalize(view, meta["mean"], meta["std"]), view) for view in views]
 
 
 class TrainTransform:

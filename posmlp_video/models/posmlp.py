@@ -205,7 +205,7 @@ class PosMLPVideo(nn.Module):
         self.grad_checkpointing = False
 
         self.stem = Stem(in_chans, embed_dims[0])
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()  # plain numbers, also on "meta"
         stages, self.feature_info, reduction, k = [], [], 4, 0
         for i in range(4):
             downsample = Downsample(embed_dims[i - 1], embed_dims[i]) if i else nn.Identity()

@@ -8,8 +8,8 @@ the old one, so a process killed at any moment leaves either the previous or the
 
 from __future__ import annotations
 
-import pickle
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from posmlp_video.atomic import atomic_path
+from posmlp_video.bounds import torch_load
 from posmlp_video.errors import CheckpointError
 
 
@@ -49,26 +50,50 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def save_training_state(state: dict[str, Any], path: str | Path) -> Path:
-    """Write `state` atomically: temp file in the same folder, fsync, rename over `path`."""
+def save_training_state(state: dict[str, Any], path: str | Path, backup: str | Path | None = None) -> Path:
+    """Write `state` atomically: temp file in the same folder, fsync, rename over `path` (the old one to
+    `backup` when given)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, backup) as tmp:
         torch.save(state, tmp)
     return path
+
+
+def previous_path(path: Path) -> Path:
+    """Where the checkpoint before `path` is kept (``last.pt`` -> ``last.prev.pt``)."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def load_resume_state(out: Path) -> dict[str, Any] | None:
+    """The newest readable of ``last.pt``, ``last.prev.pt`` and ``best.pt`` in `out` (None when there is none).
+
+    A checkpoint that cannot be read is skipped with a one-line warning naming the one used instead; if
+    checkpoints exist but none is readable, the run stops rather than starting over.
+    """
+    last = out / "last.pt"
+    candidates = [p for p in (last, previous_path(last), out / "best.pt") if p.exists()]
+    problems = []
+    for path in candidates:
+        try:
+            state = load_training_state(path)
+        except CheckpointError as err:
+            problems.append(str(err))
+            continue
+        if problems:
+            print(f"warning: {problems[0]}; resuming from {path.name} (epoch {state['epoch']}) instead",
+                  file=sys.stderr, flush=True)
+        return state
+    if problems:
+        raise CheckpointError(f"no readable checkpoint to resume in {out}: {problems[0]}")
+    return None
 
 
 def load_training_state(path: str | Path) -> dict[str, Any]:
     """Read a training checkpoint with ``weights_only=True`` (nothing arbitrary is unpickled)."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"no training checkpoint at {path}") from None
-    except Exception as err:
-        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
-            raise CheckpointError(f"{path.name} holds pickled Python objects: refused (weights_only=True loading)") from None
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CheckpointError(f"{path.name} is not a readable training checkpoint ({first})") from None
+    if not path.exists():
+        raise CheckpointError(f"no training checkpoint at {path}")
+    state = torch_load(path, "a readable training checkpoint")
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
         raise CheckpointError(f"{path.name} is not a training checkpoint (no model state / epoch)")
     return state

@@ -8,8 +8,10 @@ ignored setting) and every value is converted to the field's type, so ``optim.lr
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,3 +221,62 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML; ``load_config`` reads it back to the same Config."""
     Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+
+
+def _finite(v: float) -> bool:
+    return math.isfinite(v)
+
+
+# (key, test, what it must be): every value a run reads, checked before any data is generated or model built
+RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("train.epochs", lambda v: v >= 1, "at least 1"),
+    ("train.batch_size", lambda v: v >= 1, "at least 1"),
+    ("train.accum_steps", lambda v: v >= 1, "at least 1"),
+    ("train.amp", lambda v: v in ("none", "bf16", "fp16"), "none, bf16 or fp16"),
+    ("train.ema_decay", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("train.seed", lambda v: 0 <= v < 2**32, "in 0..2^32-1"),
+    ("train.device", lambda v: v in ("auto", "cpu", "cuda") or v.startswith("cuda:"), "auto, cpu or cuda[:N]"),
+    ("data.train_clips", lambda v: v >= 1, "at least 1"),
+    ("data.val_clips", lambda v: v >= 1, "at least 1"),
+    ("data.num_frames", lambda v: v >= 1, "at least 1"),
+    ("data.input_size", lambda v: v >= 1, "at least 1"),
+    ("data.resize_short", lambda v: v >= 1, "at least 1"),
+    ("data.sampling", lambda v: v in ("segment", "dense"), "segment or dense"),
+    ("data.sampling_rate", lambda v: v >= 1, "at least 1"),
+    ("data.mean", lambda v: len(v) == 3 and all(map(_finite, v)), "3 finite numbers"),
+    ("data.std", lambda v: len(v) == 3 and all(_finite(x) and x > 0 for x in v),
+     "3 positive numbers (inputs are divided by them)"),
+    ("data.test_clips", lambda v: v >= 1, "at least 1"),
+    ("data.test_crops", lambda v: v in (1, 3), "1 or 3"),
+    ("data.num_workers", lambda v: v >= 0, "0 or more"),
+    ("aug.randaugment_n", lambda v: v >= 0, "0 or more"),
+    ("aug.randaugment_m", lambda v: 0 <= v <= 30, "in 0..30"),
+    ("aug.scale", lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, "two numbers 0 < min <= max <= 1"),
+    ("aug.color_jitter", lambda v: len(v) == 4 and all(_finite(x) and x >= 0 for x in v) and v[3] <= 0.5,
+     "4 numbers >= 0 (brightness, contrast, saturation, hue <= 0.5)"),
+    ("aug.mixup", lambda v: _finite(v) and v >= 0, "0 or more"),
+    ("aug.cutmix", lambda v: _finite(v) and v >= 0, "0 or more"),
+    ("aug.mixup_prob", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("aug.mixup_switch_prob", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("aug.label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("aug.random_erasing", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("optim.lr", lambda v: _finite(v) and v > 0, "a positive number"),
+    ("optim.lr_batch_size", lambda v: v >= 1, "at least 1"),
+    ("optim.weight_decay", lambda v: _finite(v) and v >= 0, "0 or more"),
+    ("optim.warmup_epochs", lambda v: _finite(v) and v >= 0, "0 or more"),
+    ("optim.warmup_lr", lambda v: _finite(v) and v >= 0, "0 or more"),
+    ("optim.min_lr", lambda v: _finite(v) and v >= 0, "0 or more"),
+    ("optim.clip_grad", lambda v: v is None or _finite(v) and v > 0, "null or a positive number"),
+    ("model.drop_path_rate", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("output_dir", lambda v: bool(v.strip()), "a folder path"),
+]
+
+
+def check_values(cfg: Config) -> None:
+    """Refuse values no run can use (e.g. ``data.std=[0, 0, 0]``, ``data.num_workers=-1``) with one line."""
+    for key, test, what in RULES:
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if not test(value):
+            raise ConfigError(f"{key} must be {what}, got {value!r}")

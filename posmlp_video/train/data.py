@@ -17,10 +17,11 @@ from timm.data.random_erasing import RandomErasing
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from posmlp_video.checkpoint import load_class_names
 from posmlp_video.data import ClipSampler, SynthMotion, TrainTransform, VideoFolder, VideoList, eval_views
 from posmlp_video.errors import PosMLPError
+from posmlp_video.loading import load_class_names
 from posmlp_video.train.config import AugConfig, DataConfig
+from posmlp_video.views import view_sampler
 
 SYNTHMOTION = "synthmotion"
 
@@ -160,8 +161,7 @@ def eval_dataset(source: str, meta: Mapping[str, Any], *, num_clips: int, seed: 
     if source == SYNTHMOTION:
         size = tuple(int(s) for s in meta["input_size"])
         return SynthMotionClips(num_clips, seed, num_frames, size, views), list(SynthMotion.class_names)
-    sampler = ClipSampler(num_frames, meta["sampling"], int(meta["sampling_rate"]), num_clips=test_clips)
-    return _video_dataset(source, root, sampler, views, int(meta["resize_short"]), class_names, views=True)
+    return _video_dataset(source, root, view_sampler(meta, test_clips), views, int(meta["resize_short"]), class_names, views=True)
 
 
 def build_datasets(data: DataConfig, aug: AugConfig) -> Datasets:

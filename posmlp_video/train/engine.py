@@ -9,6 +9,8 @@ then one line of metrics.jsonl); finally export the best weights to our inferenc
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -26,20 +28,25 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 from tqdm import tqdm
 
+from posmlp_video.atomic import disk_errors, remove_stale_temps
+from posmlp_video.bounds import check_model_kwargs
 from posmlp_video.card import write_model_card
 from posmlp_video.checkpoint import read_meta, resize_state_dict, save_checkpoint
-from posmlp_video.convert import from_official, load_state_dict_checked
+from posmlp_video.convert import from_official
 from posmlp_video.errors import CheckpointError, PosMLPError
 from posmlp_video.evaluate import autocast, evaluate_model
-from posmlp_video.models import PosMLPVideo, create_model
+from posmlp_video.loading import load_state_dict_checked
+from posmlp_video.models import VARIANTS, PosMLPVideo, create_model
 from posmlp_video.train.checkpointing import (
+    load_resume_state,
     load_training_state,
+    previous_path,
     rng_state,
     save_training_state,
     set_rng_state,
     write_text_atomic,
 )
-from posmlp_video.train.config import Config, config_to_dict, save_config
+from posmlp_video.train.config import Config, check_values, config_to_dict, save_config
 from posmlp_video.train.data import build_datasets, input_meta
 from posmlp_video.train.distributed import (
     DistInfo,
@@ -53,20 +60,42 @@ from posmlp_video.train.distributed import (
 
 def check_config(cfg: Config, device: torch.device) -> None:
     """Reject settings that cannot work before any data is generated or model built."""
-    t, d = cfg.train, cfg.data
-    if t.amp not in ("none", "bf16", "fp16"):
-        raise PosMLPError(f"train.amp must be none, bf16 or fp16, got {t.amp!r}")
-    if t.amp == "fp16" and device.type != "cuda":
+    check_values(cfg)
+    if cfg.train.amp == "fp16" and device.type != "cuda":
         raise PosMLPError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
-    if min(t.epochs, t.batch_size, t.accum_steps, d.num_frames, d.input_size) < 1:
-        raise PosMLPError("train.epochs, train.batch_size, train.accum_steps, data.num_frames and data.input_size "
-                          "must be at least 1")
-    if d.sampling not in ("segment", "dense"):
-        raise PosMLPError(f"data.sampling must be segment or dense, got {d.sampling!r}")
-    if d.test_crops not in (1, 3):
-        raise PosMLPError(f"data.test_crops must be 1 or 3, got {d.test_crops}")
-    if (cfg.aug.mixup > 0 or cfg.aug.cutmix > 0) and t.batch_size % 2:
+    if (cfg.aug.mixup > 0 or cfg.aug.cutmix > 0) and cfg.train.batch_size % 2:
         raise PosMLPError("mixup/cutmix pair each clip with another: train.batch_size must be even")
+    if cfg.model.name not in VARIANTS:
+        raise PosMLPError(f"model.name {cfg.model.name!r} is not a variant; choose from {', '.join(sorted(VARIANTS))}")
+    # the network on the meta device (shapes only): bad kwargs and sizes fail here, before any data is made
+    sketch = check_model_kwargs({**VARIANTS[cfg.model.name], **model_kwargs(cfg, num_classes=1)}, "model.kwargs")
+    params = sum(p.numel() * p.element_size() for p in sketch.parameters())
+    available = (torch.cuda.get_device_properties(device).total_memory if device.type == "cuda"
+                 else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    if 4 * params > available:  # weights, gradients and AdamW's two moments
+        raise PosMLPError(f"the model has {params / 4 / 1e6:,.0f}M parameters: training needs about "
+                          f"{4 * params / 2**30:.1f} GiB for weights, gradients and optimizer state, more than the "
+                          f"{available / 2**30:.1f} GiB of {device.type} memory")
+    check_output_dir(Path(cfg.output_dir))
+
+
+def check_output_dir(out: Path) -> None:
+    """``output_dir`` must be a folder we can write (or one we can create), and hold no folder named last.pt."""
+    if out.exists() and not out.is_dir():
+        raise PosMLPError(f"output_dir {out} exists and is not a folder")
+    try:  # create it and write a probe file: the only test that also holds for root and read-only mounts
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as err:
+        raise PosMLPError(f"output_dir {out} is not a writable folder ({err.strerror or err})") from None
+    if (out / "last.pt").exists() and not (out / "last.pt").is_file():
+        raise PosMLPError(f"{out / 'last.pt'} is not a file (a folder?): move it away; nothing was changed")
+
+
+def model_kwargs(cfg: Config, num_classes: int) -> dict[str, Any]:
+    """The constructor kwargs of the configured model for `num_classes` classes."""
+    return {**cfg.model.kwargs, "num_classes": num_classes, "num_frames": cfg.data.num_frames,
+            "img_size": cfg.data.input_size, "drop_path_rate": cfg.model.drop_path_rate}
 
 
 def init_weights(model: PosMLPVideo, path: str | Path) -> None:
@@ -91,10 +120,8 @@ def init_weights(model: PosMLPVideo, path: str | Path) -> None:
 
 def build_model(cfg: Config, num_classes: int) -> PosMLPVideo:
     """The configured variant for `num_classes` classes, initialised from ``model.init`` when set."""
-    kwargs = {**cfg.model.kwargs, "num_classes": num_classes, "num_frames": cfg.data.num_frames,
-              "img_size": cfg.data.input_size, "drop_path_rate": cfg.model.drop_path_rate}
     try:
-        model = create_model(cfg.model.name, **kwargs)
+        model = create_model(cfg.model.name, **model_kwargs(cfg, num_classes))
     except (TypeError, ValueError) as err:
         raise PosMLPError(f"cannot build {cfg.model.name}: {err}") from None
     if cfg.model.init:
@@ -127,6 +154,11 @@ def train_one_epoch(cfg: Config, ddp_model: nn.Module, model: nn.Module, loader:
         with no_sync() if no_sync is not None and not step_now else nullcontext():
             with autocast(device, cfg.train.amp):
                 loss = criterion(ddp_model(videos), targets)
+            # every process learns of a NaN/inf anywhere (one flag summed), so all stop together
+            if all_reduce_sum((~torch.isfinite(loss.detach())).float()).item():
+                raise PosMLPError(f"the training loss became NaN or infinite at step {num_updates + 1} ({desc}, "
+                                  f"batch {i + 1}): stopped; last.pt keeps the last good state (lower optim.lr, "
+                                  "set optim.clip_grad, or check the data)")
             scaler.scale(loss / accum).backward()
         if step_now:
             if cfg.optim.clip_grad is not None:
@@ -179,8 +211,10 @@ def _train(cfg: Config, dist: DistInfo) -> dict[str, Any]:
     check_config(cfg, device)
     out = Path(cfg.output_dir)
     if main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
+        with disk_errors(out):
+            out.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(out)  # left by a process killed while writing
+            save_config(cfg, out / "config.yaml")
     random_seed(cfg.train.seed, dist.rank)
 
     # data: training shards via DistributedSampler; validation split rank::world_size, counts summed
@@ -232,8 +266,7 @@ def _train(cfg: Config, dist: DistInfo) -> dict[str, Any]:
 
     # resume from the last complete checkpoint (rank 0 reads it, every rank gets a copy)
     start_epoch, num_updates, history = 0, 0, []
-    state = load_training_state(out / "last.pt") if main and (out / "last.pt").is_file() else None
-    state = broadcast_object(state)
+    state = broadcast_object(load_resume_state(out) if main else None)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -286,8 +319,8 @@ def _train(cfg: Config, dist: DistInfo) -> dict[str, Any]:
             )
             if record["val_top1"] > best_top1:  # best first: a kill between the two writes re-runs this epoch
                 save_training_state(state, out / "best.pt")
-            save_training_state(state, out / "last.pt")
-            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            save_training_state(state, out / "last.pt", backup=previous_path(out / "last.pt"))
+            with disk_errors(out / "metrics.jsonl"), open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             print(f"epoch {record['epoch']}/{cfg.train.epochs}  loss {train_loss:.4f}  val top-1 {result.top1:.2f}%  "
                   f"top-5 {result.top5:.2f}%  {record['clips_per_s']:.1f} clips/s  {record['epoch_time_s']:.0f} s",
