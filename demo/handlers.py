@@ -140,12 +140,15 @@ class Handlers:
         """Empty Classify outputs (top-5, what the model saw, strip, timing, note): shown before every run."""
         return None, None, None, "", ""
 
-    @user_errors
     def new_clip(self, path: str | None) -> tuple[Any, ...]:
-        """A new clip: an H.264 preview of it, and every Classify output cleared."""
+        """A new clip: an H.264 preview of it, and every Classify output cleared (also when it cannot be read:
+        then a warning says why, and Classify will say it again)."""
         preview = None
         if path:
-            preview = str(write_preview(path, self.scratch.folder() / "preview.mp4"))
+            try:
+                preview = str(write_preview(path, self.scratch.folder() / "preview.mp4"))
+            except PosMLPError as err:
+                gr.Warning(f"no preview: {err}")
         return (preview, *self.clear_results())
 
     @staticmethod
