@@ -45,7 +45,7 @@ ALL_GROUPS = -1  # the group selector's "all groups"
 TOP1 = -1  # the target selector's "the model's top-1 class"
 GROUP_COLUMNS = ["group", "locality", "asymmetry", "peak offset", "spread"]
 IG_BOUND = 0.05  # completeness error (|delta| / |logit change|) above which the app advises more steps
-ATTRIBUTION_NICE = 10  # attributions run at this niceness: a Classify arriving meanwhile gets the CPU first
+ATTRIBUTION_NICE = 19  # attributions run at this niceness: a Classify arriving meanwhile gets the CPU first
 
 
 class Cancelled(PosMLPError):
