@@ -206,8 +206,6 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
                     m_file = gr.File(label="figure", interactive=False, elem_id="mix-file")
 
             with gr.Tab("Model", id="model"):
-                with gr.Accordion("Model card", open=True):
-                    card = gr.Markdown(elem_id="model-card")
                 complexity = gr.Markdown(elem_id="model-complexity")
                 with gr.Row():
                     meta = gr.JSON(label="checkpoint metadata")
@@ -282,8 +280,7 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
                 h.cam_choices, [key], [cam_stage], **private)
             event.success(h.mixing_controls, [*mix_sel, key], mix_sel, **private).success(
                 h.mixing, [*mix_sel, key], [mix_view], **private)
-            event.success(h.model_info, [key], [complexity, architecture, meta, names], **private).success(
-                h.model_card, [key], [card], **private)
+            event.success(h.model_info, [key], [complexity, architecture, meta, names], **private)
 
         refresh_all(app.load(lambda: None, api_visibility="private"))
         refresh.click(h.folder_choices, None, [picker], api_visibility="private")

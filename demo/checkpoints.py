@@ -108,7 +108,7 @@ class Loaded:
 
     @cached_property
     def card(self) -> str:
-        """The checkpoint's model card (Markdown) from its metadata."""
+        """The checkpoint's MODEL_CARD.md text (what `python -m posmlp_video card` prints); counted on the copy."""
         with self.explain_lock:
             return model_card_markdown(self.meta, self.explainer)
 
