@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -249,9 +250,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Answer every input; exit 1 if any of them failed (the others are still answered)."""
+    from posmlp_video.card import card_of, scope_summary
+
     table_path = args.csv or args.jsonl
     table = _Table(table_path, args.top_k) if table_path else None
     predictor = Predictor.from_checkpoint(args.checkpoint, clips=args.clips, crops=args.crops)
+    min_prob = card_of(predictor.meta).get("confidence", {}).get("min_prob")
+    # what this checkpoint knows, shown above the first answer on screen so that answers are read in scope
+    header = "" if table is not None or args.json else textwrap.fill(
+        scope_summary(predictor.meta), width=100, initial_indent="model: ", subsequent_indent="       ")
+    if header and min_prob is not None:
+        header += (f"\n       a top class below {min_prob:.2f} probability is marked uncertain "
+                   "(threshold calibrated on held-out clips)")
     try:
         paths = [path for path in expand_inputs(args.paths, args.glob) if table is None or path not in table.done]
         failed = 0
@@ -263,6 +273,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 top = predictor.top(predictor.probabilities(item), args.top_k)
                 row = {"path": path, "predictions": [{"label": label, "score": round(score, 6)} for label, score in top]}
+                if min_prob is not None and table is None:
+                    row["uncertain"] = top[0][1] < min_prob
+                if header:
+                    print(header + "\n")
+                    header = ""
             _emit(row, table, args.json)
     finally:
         if table is not None:
@@ -286,7 +301,7 @@ def _emit(row: dict[str, Any], table: _Table | None, as_json: bool) -> None:
     elif "error" in row:
         print(f"posmlp-video predict: error: {one_line(row['path'])}: {row['error']}", file=sys.stderr, flush=True)
     else:
-        print(one_line(row["path"]))
+        print(one_line(row["path"]) + ("  uncertain" if row.get("uncertain") else ""))
         for prediction in row["predictions"]:
             print(f"  {prediction['score']:6.3f}  {prediction['label']}")
         sys.stdout.flush()

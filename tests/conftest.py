@@ -44,3 +44,18 @@ def hostile_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 from app_server import app_server, client  # noqa: E402, F401  (session fixtures of the app tests)
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    """The fetched third-party pictures and footage (``python -m posmlp_video assets fetch``).
+
+    Fetched here when missing (CI downloads the pinned Debian packages); when that is impossible the
+    test fails with the reason: real-pixel tests are never skipped silently.
+    """
+    from posmlp_video.assets import AssetError, cache_dir, fetch
+
+    try:
+        return fetch().parent
+    except AssetError as err:
+        pytest.fail(f"real-pixel test needs the assets in {cache_dir()} and fetching them failed: {err}")

@@ -256,9 +256,23 @@ def test_time_budget(hostile_corpus, video_corpus, monkeypatch):
         read_video(video_corpus["h264_mp4"])
 
 
-def test_metadata_flood_is_refused(hostile_corpus, video_corpus):
+def test_metadata_flood_is_refused(hostile_corpus, video_corpus, monkeypatch):
     with pytest.raises(VideoDecodeError, match=r"^too large: 1502 metadata tags \(more than 1000\)$"):
         probe_video(hostile_corpus["many_tags_mkv"])
+    assert probe_video(video_corpus["vp9_webm"]).num_frames == 24  # Matroska with its usual few tags
+
+
+def test_matroska_tags_are_measured_before_ffmpeg_parses_them(hostile_corpus, monkeypatch):
+    """FFmpeg's Matroska tag parse is quadratic in the count (20,000 tags: 6-50 s here): refused unread.
+    Counted from the element sizes (before the first cluster, and wherever a SeekHead points)."""
+    monkeypatch.setattr(decode, "MAX_TAG_BYTES", 16 << 10)  # the file holds 24 KB of tags
+
+    def no_ffmpeg(*args, **kwargs):
+        raise AssertionError("FFmpeg opened the file")
+
+    monkeypatch.setattr(decode.av, "open", no_ffmpeg)
+    with pytest.raises(VideoDecodeError, match=r"^too large: 23 KiB of metadata tags \(more than 16 KiB\)$"):
+        read_video(hostile_corpus["many_tags_mkv"])
 
 
 def test_every_decoded_frame_is_checked_not_only_the_header(hostile_corpus, monkeypatch):

@@ -22,6 +22,7 @@ decoder itself refuses pictures beyond ``MAX_PIXELS`` before allocating them), a
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import os
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -40,6 +42,7 @@ MAX_PIXELS = 7680 * 4320  # 8K UHD; larger frames are refused
 MAX_ASPECT = 16  # long side / short side; a 2,000,000 x 1 image would be resized to gigabytes
 MAX_OUTPUT_BYTES = 2 << 30  # decoded frames returned by one call
 MAX_TAGS = 1000  # metadata entries (container and streams together)
+MAX_TAG_BYTES = 64 << 10  # Matroska Tags, measured before FFmpeg parses them (its parse is quadratic in the count)
 SEEK_MIN_SKIP = 4  # seek when that many frames or more can be skipped by jumping to a keyframe
 
 # Demuxers of self-contained files. Playlists (hls), concat lists, image sequences (image2) and other
@@ -300,6 +303,9 @@ def _open(path: str | Path, work: _Work) -> _Input:
         raise VideoDecodeError("empty file (0 bytes)")
     if not file.is_file():
         raise VideoDecodeError(f"{file} is not a regular file")
+    tag_bytes = _matroska_tag_bytes(file)
+    if tag_bytes > MAX_TAG_BYTES:
+        raise VideoDecodeError(f"too large: {tag_bytes >> 10} KiB of metadata tags (more than {MAX_TAG_BYTES >> 10} KiB)")
     source = _Source(file, work)
     try:
         timeout = max(work.remaining(), 1e-3)
@@ -330,6 +336,88 @@ def _open(path: str | Path, work: _Work) -> _Input:
     stream.thread_type = "AUTO"
     stream.codec_context.options = {"max_pixels": str(MAX_PIXELS)}  # the decoder refuses larger pictures
     return opened
+
+
+_EBML, _SEGMENT, _SEEKHEAD, _SEEK, _SEEK_ID, _SEEK_POSITION, _TAGS, _CLUSTER = (
+    0x1A45DFA3, 0x18538067, 0x114D9B74, 0x4DBB, 0x53AB, 0x53AC, 0x1254C367, 0x1F43B675)
+
+
+def _vint(data: BinaryIO, marker: bool) -> int | None:
+    """An EBML variable-length integer (an element ID with ``marker``, a size without); None past the end or
+    when invalid. An unknown size reads as -1."""
+    first = data.read(1)
+    if not first or first[0] == 0:
+        return None
+    length = 9 - first[0].bit_length()
+    rest = data.read(length - 1)
+    if len(rest) < length - 1:
+        return None
+    value = first[0] if marker else first[0] & (0xFF >> length)
+    for byte in rest:
+        value = value << 8 | byte
+    return -1 if not marker and value == (1 << 7 * length) - 1 else value
+
+
+def _matroska_tag_bytes(file: Path) -> int:
+    """Bytes of the Tags elements FFmpeg would parse in a Matroska/WebM file (0 for other files): those among
+    the segment's elements before the first cluster, and those its SeekHeads point to."""
+    with open(file, "rb") as data:
+        if data.read(4) != _EBML.to_bytes(4, "big"):
+            return 0
+        header = _vint(data, False)
+        if header is None or header < 0:
+            return 0
+        data.seek(header, os.SEEK_CUR)
+        if _vint(data, True) != _SEGMENT or _vint(data, False) is None:
+            return 0
+        segment = data.tell()
+        tags: dict[int, int] = {}  # position -> size
+        pending = [segment]  # where to walk elements from: the segment start, then what SeekHeads point to
+        seen: set[int] = set()
+        while pending and len(seen) < 64:
+            position = pending.pop()
+            if position in seen:
+                continue
+            seen.add(position)
+            data.seek(position)
+            for _ in range(10_000):  # elements before the first cluster (FFmpeg reads those in its header)
+                start = data.tell()
+                element, size = _vint(data, True), _vint(data, False)
+                if element is None or size is None or size < 0 or element == _CLUSTER:
+                    break
+                body = data.tell()
+                if element == _TAGS:
+                    tags[start] = size
+                elif element == _SEEKHEAD:
+                    pending += [segment + offset for offset in _seek_positions(data.read(min(size, 1 << 20)))]
+                if position != segment:
+                    break  # a SeekHead target: that one element only
+                data.seek(body + size)
+    return sum(tags.values())
+
+
+def _seek_positions(body: bytes) -> list[int]:
+    """Segment offsets of the Tags and SeekHead elements a SeekHead body lists."""
+    stream, positions = io.BytesIO(body), []
+    while True:
+        element, size = _vint(stream, True), _vint(stream, False)
+        if element is None or size is None or size < 0:
+            return positions
+        entry = stream.read(size)
+        if element != _SEEK:
+            continue
+        fields, target, offset = io.BytesIO(entry), None, None
+        while True:
+            field, length = _vint(fields, True), _vint(fields, False)
+            if field is None or length is None or length < 0:
+                break
+            value = fields.read(length)
+            if field == _SEEK_ID:
+                target = int.from_bytes(value, "big")
+            elif field == _SEEK_POSITION:
+                offset = int.from_bytes(value, "big")
+        if target in (_TAGS, _SEEKHEAD) and offset is not None:
+            positions.append(offset)
 
 
 def _looks_like_playlist(file: Path) -> bool:
@@ -545,3 +633,78 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
     if (frame.width, frame.height) == (width, height):
         return frame.to_ndarray(format="rgb24")
     return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+
+
+# --------------------------------------------------------------------------- streaming (long videos)
+
+
+class FrameStream:
+    """A video indexed once, whose frames are then decoded in one forward pass, a few at a time.
+
+    For long videos (``timeline``): memory holds only the frames the caller keeps, never the whole video.
+    The same opening, indexing, per-frame checks and conversion as ``read_video``. The index pass runs under
+    ``budget``; the decode pass under the same budget scaled to the video's length (its frame and byte limits
+    raised to the frames counted, its time limit by the same factor), so an hour-long file can be streamed
+    while a file that decodes slower than the budget's rate still stops with "too slow".
+    """
+
+    def __init__(self, path: str | Path, *, short_side: int | None = None, budget: DecodeBudget | None = None) -> None:
+        self.path = path
+        base = budget or DecodeBudget.from_env()
+        with _open(path, _Work(base)) as container:
+            self._index = _index(container, _Work(base))
+        self.info = info = self._index.info
+        self._size = _coded_size(info, *_output_size(info, short_side))
+        scale = max(1.0, (info.num_frames + 16) / base.frames)
+        self._budget = DecodeBudget(seconds=base.seconds * scale, frames=max(base.frames, info.num_frames + 16),
+                                    bytes=max(base.bytes, int(base.bytes * scale)))
+
+    def frames(self, timeline_indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """``(timeline index, uint8 (H, W, 3) frame)`` for each of the sorted unique ``timeline_indices``,
+        in order. A frame that fails to decode is replaced by the one before it (a cut-off tail by the last)."""
+        grid = np.unique(np.asarray(timeline_indices, dtype=np.int64))
+        wanted = self._index.grid_to_frame[grid]
+        k, position, previous = 0, -1, None  # previous: (index, frame) of the frame before the current one
+        converted: tuple[int, np.ndarray] | None = None
+
+        def rgb(entry: tuple[int, av.VideoFrame]) -> np.ndarray:
+            nonlocal converted
+            if converted is None or converted[0] != entry[0]:
+                converted = (entry[0], _display(_to_rgb(entry[1], self._size), self.info.rotation))
+            return converted[1]
+
+        work = _Work(self._budget)
+        with _open(self.path, work) as container:
+            for frame in _frames(container, container.streams.video[0], work):
+                position = _frame_index(frame, self._index, position)
+                while k < len(grid) and wanted[k] <= position:
+                    use = (position, frame) if wanted[k] == position or previous is None else previous
+                    yield int(grid[k]), rgb(use)
+                    k += 1
+                if k == len(grid):
+                    return
+                previous = (position, frame)
+        if previous is None:
+            raise VideoDecodeError("no decodable frames (corrupt data or unsupported codec)")
+        for index in grid[k:]:
+            yield int(index), rgb(previous)
+
+
+def write_preview(source: str | Path, path: str | Path, *, max_frames: int = 96, short_side: int = 240,
+                  still_seconds: float = 1.0) -> Path:
+    """A browser-playable H.264 preview of any file `read_video` reads (MPEG-4 part 2, GIF, still image...).
+
+    At most `max_frames` frames spread evenly over the clip, downscaled to `short_side`, played at the rate
+    that keeps the original duration (a still image becomes a `still_seconds` clip). Returns `path`.
+    """
+    from posmlp_video.data.encode import write_mp4
+
+    clip = read_video(source, lambda n: np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(np.int64)),
+                      short_side=short_side)
+    info = clip.info
+    duration = info.timeline_frames / info.fps if info.fps > 0 else 0.0
+    frames = clip.frames
+    if len(frames) == 1:
+        frames, duration = np.repeat(frames, 2, axis=0), still_seconds
+    fps = len(frames) / duration if duration > 0 else 8.0
+    return write_mp4(path, frames, fps=min(max(fps, 1.0), 60.0))
