@@ -8,9 +8,7 @@ session can switch to another one (its key lives in a `gr.State`).
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,15 +16,17 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from analysis import METHODS  # noqa: E402
 from analysis.plots import FORMATS  # noqa: E402
 from demo.checkpoints import DEFAULT_KEY, LABEL_SETS, SUFFIXES, CheckpointDir, ModelCache  # noqa: E402
 from demo.examples import render_examples  # noqa: E402
+from demo.guard import UploadGuard, remove_on_exit  # noqa: E402
 from demo.handlers import ALL_GROUPS, GROUP_COLUMNS, TOP1, Handlers  # noqa: E402
 from demo.scratch import Scratch  # noqa: E402
 
-MAX_FILE_SIZE = "512mb"  # clips and the authors' checkpoints (S16 on K400 is ~400 MB)
+MAX_FILE_SIZE = 512 << 20  # bytes: clips and the authors' checkpoints (S16 on K400 is ~400 MB)
 DELETE_CACHE = (600, 3600)  # every 10 min, delete uploads and outputs older than an hour
 QUEUE_SIZE = 64  # requests waiting beyond this are refused rather than piling up
 # One system-font theme: the page loads nothing from the internet (no Google Fonts).
@@ -46,7 +46,9 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
     Loads the checkpoint and renders the example clips now, so a bad checkpoint fails before serving.
     """
     work = Path(tempfile.mkdtemp(prefix="posmlp-app-"))
-    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    remove_on_exit(work)  # also on SIGTERM
+    # Gradio's uploads and cache live in the work folder too (one app per process), so they go with it
+    os.environ["GRADIO_TEMP_DIR"] = str(work / "gradio")
     models = ModelCache(checkpoint, device or default_device())
     h = Handlers(models, CheckpointDir(checkpoint_dir), Scratch(work / "outputs"))
     examples = [[str(p)] for p in render_examples(work / "examples")]
@@ -173,7 +175,13 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
     return app
 
 
-def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs) -> None:
-    """Serve `app` on `host:port` (loopback by default), without share links or server-side rendering."""
-    app.launch(server_name=host, server_port=port, share=False, max_file_size=MAX_FILE_SIZE, ssr_mode=False,
-               theme=THEME, footer_links=["api"], **kwargs)
+def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_size: int = MAX_FILE_SIZE,
+           **kwargs) -> None:
+    """Serve `app` on `host:port` (loopback by default), without share links or server-side rendering.
+
+    Uploads above `max_file_size` bytes are refused: at once when the request announces its size, else by
+    Gradio as the bytes arrive; partial uploads of clients that disconnect are deleted.
+    """
+    guard = Middleware(UploadGuard, max_bytes=max_file_size, upload_dir=os.environ["GRADIO_TEMP_DIR"])
+    app.launch(server_name=host, server_port=port, share=False, max_file_size=max_file_size, ssr_mode=False,
+               theme=THEME, footer_links=["api"], app_kwargs={"middleware": [guard]}, **kwargs)
