@@ -18,8 +18,6 @@ from analysis.errors import AnalysisError
 from posmlp_video.models.gating import AXES, PositionalGatingUnit
 
 UNITS = ("temporal", "spatial", "spatiotemporal")
-# Branch attribute of a block -> unit kind, in the order the block applies them.
-BRANCHES = {"temporal": "temporal", "spatial": "spatial", "joint": "spatiotemporal"}
 
 
 @dataclass(frozen=True)
@@ -129,21 +127,22 @@ def unit_table(unit: PositionalGatingUnit, stage: int = 0, block: int = 0) -> Bi
 
 def gating_units(model: nn.Module) -> list[tuple[int, int, PositionalGatingUnit]]:
     """``(stage, block, unit)`` for every gating unit of a PosMLP-Video model, in forward order."""
+    return [(i, j, branch.gate) for i, j, _, branch in branches(model)]
+
+
+def branches(model: nn.Module) -> list[tuple[int, int, str, nn.Module]]:
+    """``(stage, block, attribute, branch)`` for every gated branch, in the order the blocks' residual steps
+    (``block.steps``) apply them."""
     stages = getattr(model, "stages", None)
     if stages is None:
         raise AnalysisError(f"{type(model).__name__} has no .stages: not a PosMLP-Video model")
-    found = []
-    for i, stage in enumerate(stages):
-        for j, block in enumerate(stage.blocks):
-            for attr in BRANCHES:
-                branch = getattr(block, attr, None)
-                if branch is not None:
-                    found.append((i, j, branch.gate))
-    return found
+    return [(i, j, name, getattr(block, name)) for i, stage in enumerate(stages) for j, block in enumerate(stage.blocks)
+            for step in block.steps for name in step]
 
 
 def relative_position_biases(model: nn.Module) -> list[BiasTable]:
-    """One `BiasTable` per gating unit of `model`, ordered by stage, block, then temporal/spatial/joint."""
+    """One `BiasTable` per gating unit of `model`, ordered by stage, block, then the block's residual steps
+    (temporal before spatial)."""
     return [unit_table(unit, i, j) for i, j, unit in gating_units(model)]
 
 

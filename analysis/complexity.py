@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from analysis.biases import BRANCHES
+from analysis.biases import branches
 from analysis.errors import AnalysisError
 
 COLUMNS = ("part", "params", "flops", "mixing_params", "mixing_flops")
@@ -41,11 +41,14 @@ def complexity_table(model: nn.Module, num_frames: int | None = None,
     root = type(model).__name__
     was_training = model.training
     model.eval()
+    layout = model.stages[0].blocks[0].layout
+    model.set_layout("channels_last")  # each branch and gate runs as its own module, so FLOPs are attributed to it
     try:
         with FlopCounterMode(display=False, depth=None) as counter, torch.no_grad():
             model(x)
     finally:
         model.train(was_training)
+        model.set_layout(layout)
     counts = counter.get_flop_counts()
 
     def flops(name: str) -> int:
@@ -53,19 +56,15 @@ def complexity_table(model: nn.Module, num_frames: int | None = None,
 
     total_mixing = [0, 0]
     rows = [dict(part="stem", params=_params(model.stem), flops=flops("stem"), mixing_params=0, mixing_flops=0)]
-    for i, stage in enumerate(stages):
-        units: dict[str, dict[str, int]] = {}
-        for j, block in enumerate(stage.blocks):
-            for attr, kind in BRANCHES.items():
-                branch = getattr(block, attr, None)
-                if branch is None:
-                    continue
-                row = units.setdefault(kind, dict(params=0, flops=0, mixing_params=0, mixing_flops=0))
-                name = f"stages.{i}.blocks.{j}.{attr}"
-                row["params"] += _params(branch)
-                row["flops"] += flops(name)
-                row["mixing_params"] += _params(branch.gate)
-                row["mixing_flops"] += flops(f"{name}.gate")
+    per_stage: list[dict[str, dict[str, int]]] = [{} for _ in stages]
+    for i, j, attr, branch in branches(model):
+        row = per_stage[i].setdefault(branch.gate.kind, dict(params=0, flops=0, mixing_params=0, mixing_flops=0))
+        name = f"stages.{i}.blocks.{j}.{attr}"
+        row["params"] += _params(branch)
+        row["flops"] += flops(name)
+        row["mixing_params"] += _params(branch.gate)
+        row["mixing_flops"] += flops(f"{name}.gate")
+    for i, (stage, units) in enumerate(zip(stages, per_stage)):
         mixing = [sum(u[k] for u in units.values()) for k in ("mixing_params", "mixing_flops")]
         total_mixing = [a + b for a, b in zip(total_mixing, mixing)]
         rows.append(dict(part=f"stage {i}", params=_params(stage), flops=flops(f"stages.{i}"),

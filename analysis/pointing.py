@@ -87,13 +87,15 @@ class PointingReport:
 
 def pointing_game_report(model: nn.Module, meta: Mapping[str, Any], num_clips: int = 24, seed: int = 1000,
                          method: str = "integrated_gradients", top_fraction: float = 0.1, random_draws: int = 8,
-                         true_label: bool = True, **options: Any) -> PointingReport:
+                         true_label: bool = True, real_fraction: float = 0.0, **options: Any) -> PointingReport:
     """Run the pointing game on `num_clips` fresh SynthMotion clips built for the model's input.
 
     Explains the true label (or the prediction with ``true_label=False``); the random baseline averages
-    `random_draws` uniform random maps per clip on the same masks. `options` go to `attribute`.
+    `random_draws` uniform random maps per clip on the same masks. ``real_fraction=1`` plays it on
+    real-pixel clips (photo cut-outs over photos). `options` go to `attribute`.
     """
-    data = SynthMotion(num_clips, seed=seed, num_frames=int(meta["num_frames"]), size=tuple(meta["input_size"]))
+    data = SynthMotion(num_clips, seed=seed, num_frames=int(meta["num_frames"]), size=tuple(meta["input_size"]),
+                       real_fraction=real_fraction)
     rng = np.random.default_rng(seed)
     scores, baseline, labels, targets = [], [], [], []
     for i in range(num_clips):

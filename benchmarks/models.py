@@ -167,6 +167,86 @@ def measure_training(frames: int, size: int, batch: int, steps: int, checkpointi
     return dict(times=times, clips_per_s=batch / statistics.median(times), peak_mb=_peak_mb(), act_mb=_peak_mb() - rss)
 
 
+def _train_step(net: Any, opt: Any, x: Any, y: Any, bf16: bool) -> None:
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+    loss.backward()
+    opt.step()
+
+
+def _pair(authors_code: str) -> tuple[Any, Any]:
+    """Our S16 and the authors' S16 (their source, loaded from `authors_code`) with the same random weights."""
+    import torch
+
+    from benchmarks.authors import build_authors_model
+    from posmlp_video.convert import convert_state_dict
+    from posmlp_video.models import create_model
+
+    torch.manual_seed(0)
+    ours = create_model(OURS)
+    theirs = build_authors_model(authors_code, ours.config)
+    ours.load_state_dict(convert_state_dict(theirs.net.state_dict()))
+    return ours, theirs
+
+
+def measure_versus(authors_code: str, batches: list[int], repeats: int) -> dict[str, Any]:
+    """Ours against the authors' code in one process, same weights and inputs, timed in interleaved rounds:
+    training steps (forward + backward + SGD) in fp32 and under bf16 autocast, inference of their model
+    against our fast path (fp32, bf16; batch 1 and per clip at batch 4), and the fast path's logit error."""
+    import torch
+
+    from posmlp_video.fast import optimize_for_inference
+
+    ours, theirs = _pair(authors_code)
+    inputs = {b: (torch.randn(b, 3, 16, 224, 224), torch.randint(0, ours.num_classes, (b,))) for b in batches + [4]}
+    steps: dict[str, Any] = {}
+    for b in batches:
+        for name, net, bf16 in ((f"authors train fp32 b{b}", theirs, False), (f"ours train fp32 b{b}", ours, False),
+                                (f"ours train bf16 b{b}", ours, True)):
+            opt = torch.optim.SGD(net.parameters(), lr=1e-4)
+            steps[name] = (lambda net=net, opt=opt, b=b, bf16=bf16: _train_step(net.train(), opt, *inputs[b], bf16), b)
+    fast = {"ours fast fp32": optimize_for_inference(ours.eval()),
+            "ours fast bf16": optimize_for_inference(ours.eval(), torch.bfloat16)}
+    x1, x4 = inputs[1][0], inputs[4][0]
+    with torch.inference_mode():
+        reference = theirs.eval()(x4)
+        agreement = {name: dict(rel_err=((f(x4) - reference).norm() / reference.norm()).item(),
+                                top1_agreement=(f(x4).argmax(1) == reference.argmax(1)).float().mean().item())
+                     for name, f in fast.items()}
+    steps["authors infer fp32 b1"] = (lambda: theirs.eval()(x1), 1)
+    steps.update({f"{name} b1": (lambda f=f: f(x1), 1) for name, f in fast.items()})
+    steps["ours fast fp32 b4"] = (lambda: fast["ours fast fp32"](x4), 4)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for name, (fn, _) in steps.items():  # warm-up
+        with torch.inference_mode("infer" in name or "fast" in name):
+            fn()
+    for _ in range(repeats):
+        for name, (fn, batch) in steps.items():
+            with torch.inference_mode("infer" in name or "fast" in name):
+                start = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - start) / (1 if "train" in name else batch))
+    return dict(times=times, median={n: statistics.median(t) for n, t in times.items()}, agreement=agreement)
+
+
+def measure_train_memory(authors_code: str, who: str, batch: int) -> dict[str, Any]:
+    """Peak resident memory of fp32 training steps of one model alone in this process (ru_maxrss)."""
+    import torch
+
+    ours, theirs = _pair(authors_code)
+    net = ours if who == "ours" else theirs
+    del ours, theirs
+    x, y = torch.randn(batch, 3, 16, 224, 224), torch.randint(0, 174, (batch,))
+    opt = torch.optim.SGD(net.parameters(), lr=1e-4)
+    rss = _rss_mb()
+    for _ in range(2):
+        _train_step(net.train(), opt, x, y, False)
+    return dict(peak_mb=_peak_mb(), act_mb=_peak_mb() - rss)
+
+
 def measure_agreement(variants: list[str], clips: int, checkpoint: str | None) -> dict[str, Any]:
     """Fast variants against the fp32 model on SynthMotion clips: relative logit error and top-1 agreement."""
     import numpy as np
@@ -222,7 +302,7 @@ def _worker(task: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(task.pop("threads"))
     measure = dict(inference=measure_inference, latency=measure_latency, training=measure_training,
-                   agreement=measure_agreement)[kind]
+                   agreement=measure_agreement, versus=measure_versus, train_memory=measure_train_memory)[kind]
     return measure(**task)
 
 
@@ -273,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and clips (a few minutes on 2 cores)")
     parser.add_argument("--repeats", type=int, help="timed runs per measurement after warm-up (default 3, 10)")
     parser.add_argument("--checkpoint", help="trained checkpoint for the agreement check (default: bundled)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["inference", "agreement", "scaling", "training"])
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["inference", "agreement", "scaling", "training", "authors"])
+    parser.add_argument("--authors-code", help="the authors' posmlp.py: time their S16 against ours side by side")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/models[_quick].json)")
     parser.add_argument("--threads", type=int, default=torch_threads(), help="torch threads (default: torch's)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -368,6 +450,16 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"  {name:20s} {r['clips_per_s']:.2f} clips/s  peak {r['peak_mb']:.0f} MB  activations {r['act_mb']:.0f} MB")
 
+    if args.authors_code and "authors" not in args.skip:
+        batches = [1, 2] if quick else [1, 2, 4]
+        versus = run_worker(dict(kind="versus", authors_code=args.authors_code, batches=batches, repeats=repeats),
+                            *worker)
+        memory = {who: run_worker(dict(kind="train_memory", authors_code=args.authors_code, who=who, batch=1), *worker)
+                  for who in ("authors", "ours")}
+        report["authors"] = dict(versus=versus, train_memory=memory, goals=authors_goals(versus, memory, batches))
+        save()
+        print_versus(report["authors"], batches, repeats)
+
     if "inference" in report:
         report["goals"] = goals(report)
         print("\ngoals (issue 9):")
@@ -407,6 +499,60 @@ def goals(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
             met=a["top1_agreement"] >= 0.99,
             detail=f"{a['top1_agreement']:.3f} on {report['agreement']['clips']} clips, rel. logit error {a['rel_err']:.1e}")
     return out
+
+
+def authors_goals(versus: dict[str, Any], memory: dict[str, Any], batches: list[int]) -> dict[str, dict[str, Any]]:
+    """Issue 13's goals against the authors' code measured in the same run (ratios > 1: ours is faster/smaller)."""
+    if "error" in versus:
+        return {}
+    t, out = versus["median"], {}
+    for b in batches:
+        ratio = t[f"authors train fp32 b{b}"] / t[f"ours train fp32 b{b}"]
+        out[f"training fp32 batch {b} >= 1.5x the authors"] = dict(met=ratio >= 1.5, ratio=ratio)
+        ratio = t[f"authors train fp32 b{b}"] / t[f"ours train bf16 b{b}"]
+        out[f"training bf16 autocast batch {b} >= 2.5x the authors' fp32"] = dict(met=ratio >= 2.5, ratio=ratio)
+    if all("act_mb" in m for m in memory.values()):
+        ratio = memory["ours"]["act_mb"] / memory["authors"]["act_mb"]
+        out["peak training memory (batch 1, above the model) <= 0.8x the authors'"] = dict(met=ratio <= 0.8, ratio=ratio)
+    for dtype, goal in (("fp32", 2.0), ("bf16", 4.0)):
+        ratio = t["authors infer fp32 b1"] / t[f"ours fast {dtype} b1"]
+        out[f"inference fast {dtype} >= {goal}x the authors' fp32"] = dict(met=ratio >= goal, ratio=ratio)
+    err = versus["agreement"]["ours fast fp32"]["rel_err"]
+    out["fast fp32 logits = the authors' (rel. err <= 1e-5)"] = dict(met=err <= 1e-5, ratio=err)
+    ratio = t["ours fast fp32 b4"] / t["ours fast fp32 b1"]
+    out["fast fp32 time per clip at batch 4 <= batch 1"] = dict(met=ratio <= 1.0, ratio=ratio)
+    return out
+
+
+def print_versus(result: dict[str, Any], batches: list[int], repeats: int) -> None:
+    versus = result["versus"]
+    if "error" in versus:
+        print(f"\nauthors' code: error: {versus['error']}")
+        return
+    t = versus["median"]
+    print(f"\nS16, 16 x 224 x 224, ours against the authors' code: same weights and inputs, one process, "
+          f"{repeats} interleaved rounds, median")
+    print(f"{'measurement':44s} {'authors':>9s} {'ours':>9s} {'speed-up':>9s}")
+    rows = []
+    for b in batches:
+        rows.append((f"training step fp32, batch {b} (s)", t[f"authors train fp32 b{b}"], t[f"ours train fp32 b{b}"]))
+        rows.append((f"  ours bf16 autocast vs their fp32, batch {b}", t[f"authors train fp32 b{b}"],
+                     t[f"ours train bf16 b{b}"]))
+    rows += [("inference fast fp32, batch 1 (s/clip)", t["authors infer fp32 b1"], t["ours fast fp32 b1"]),
+             ("inference fast bf16, batch 1 (s/clip)", t["authors infer fp32 b1"], t["ours fast bf16 b1"]),
+             ("inference fast fp32, batch 4 (s/clip)", t["authors infer fp32 b1"], t["ours fast fp32 b4"])]
+    for name, a, o in rows:
+        print(f"{name:44s} {a:9.3f} {o:9.3f} {a / o:8.2f}x")
+    mem = result["train_memory"]
+    if all("act_mb" in m for m in mem.values()):
+        a, o = mem["authors"]["act_mb"], mem["ours"]["act_mb"]
+        print(f"{'training memory fp32, batch 1 (MB above model)':44s} {a:9.0f} {o:9.0f} {o / a:8.2f} (ours/theirs)")
+    for name, a in versus["agreement"].items():
+        print(f"  {name} vs the authors' logits (4 random clips): rel. error {a['rel_err']:.1e}, "
+              f"top-1 agreement {a['top1_agreement']:.2f}")
+    print("goals (issue 13):")
+    for name, g in result["goals"].items():
+        print(f"  {'met    ' if g['met'] else 'NOT met'} {name}: {g['ratio']:.3g}")
 
 
 def plot_scaling(scaling: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from analysis import BiasTable, complexity_table, format_complexity, relative_position_biases
+from posmlp_video.card import model_card_markdown
 from posmlp_video.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
 from posmlp_video.errors import CheckpointError
 from posmlp_video.loading import LABEL_FILES, load_class_names
@@ -87,6 +88,12 @@ class Loaded:
     def complexity(self) -> str:
         with self.lock:  # FLOP counting runs a forward pass with a global counter mode
             return format_complexity(complexity_table(self.model))
+
+    @cached_property
+    def card(self) -> str:
+        """The checkpoint's MODEL_CARD.md text (what `python -m posmlp_video card` prints)."""
+        with self.lock:  # counts FLOPs too
+            return model_card_markdown(self.meta, self.model)
 
 
 class ModelCache:

@@ -83,8 +83,7 @@ class Handlers:
     def classify(self, video: str | None, key: str = DEFAULT_KEY) -> tuple[dict[str, float], dict[str, Any]]:
         """Top-5 ``{label: probability}`` and what the model saw (frames, timings) for the second step."""
         loaded = self.models.get(key)
-        with loaded.lock:
-            prediction = loaded.predictor.predict(_need_video(video), top_k=5)
+        prediction = loaded.predictor.predict(_need_video(video), top_k=5, lock=loaded.lock)  # decodes unlocked
         seen = dict(frames=prediction.frames, model_ms=prediction.model_ms, total_ms=prediction.total_ms,
                     device=str(loaded.predictor.device))
         return dict(prediction.top), seen
@@ -174,12 +173,12 @@ class Handlers:
 
     @user_errors
     def model_info(self, key: str = DEFAULT_KEY) -> tuple[str, str, dict[str, Any], list[list[Any]]]:
-        """Architecture, complexity table, metadata and class names of the session's checkpoint."""
+        """Complexity table and model card, architecture, metadata and class names of the session's checkpoint."""
         loaded = self.models.get(key)
         meta = {k: v for k, v in loaded.meta.items() if k != "class_names"}
         names = [[i, name] for i, name in enumerate(loaded.predictor.class_names)]
         heading = f"**{loaded.name}** on {loaded.predictor.device}"
-        return heading + "\n\n" + loaded.complexity, repr(loaded.model), meta, names
+        return heading + "\n\n" + loaded.complexity + "\n\n---\n\n" + loaded.card, repr(loaded.model), meta, names
 
     def targets(self, key: str = DEFAULT_KEY) -> list[tuple[str, int]]:
         """Attribution targets: the predicted class, or any class of the session's checkpoint."""

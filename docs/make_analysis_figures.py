@@ -51,10 +51,13 @@ def main() -> None:
                       args.out / "ig_temporal.png", dpi=100)
     print(f"IG on one clip: target {result.target_name!r}, logit change {result.logit_change:.3f}, "
           f"delta {result.delta:.2e} ({result.relative_delta:.2%})")
-    for method, options in (("integrated_gradients", dict(steps=8)), ("grad_cam", dict(stage=-2))):
-        if args.clips <= 0:
-            break
-        print(pointing_game_report(model, meta, num_clips=args.clips, seed=777, method=method, **options).format())
+    games = (("integrated_gradients", dict(steps=8)), ("grad_cam", dict(stage=0)), ("grad_cam", dict(stage=1)))
+    for real_fraction, data in ((0.0, "flat shapes"), (1.0, "real pixels")):
+        for method, options in games if args.clips > 0 else ():
+            report = pointing_game_report(model, meta, num_clips=args.clips, seed=777, method=method,
+                                          real_fraction=real_fraction, **options)
+            stage = f" stage {options['stage']}" if "stage" in options else ""
+            print(f"[{data}{stage}] {report.format()}")
 
 
 if __name__ == "__main__":

@@ -49,8 +49,8 @@ SLOW_CLIPS = 96 if FULL else 24  # ... for integrated gradients (IG_STEPS passes
 OCCLUSION_CLIPS = 96 if FULL else 12  # ... for occlusion (one pass per occluded patch)
 IG_STEPS = 32 if FULL else 16  # integrated-gradients steps (Gauss-Legendre)
 SEED = 1000  # SynthMotion seed: never used in training
-OCCLUSION_PATCH = (2, 8, 8)  # occluded block: frames x pixels x pixels
-GRAD_CAM_STAGE = 0  # the finest stage: at 32-pixel inputs the last stage is a single token (see below)
+OCCLUSION_PATCH = (2, 16, 16)  # occluded block: frames x pixels x pixels (16 patches per frame pair at 64 px)
+GRAD_CAM_STAGE = 0  # the finest stage (16 x 16 tokens at 64-pixel inputs; the last stage has 2 x 2, see below)
 # Torch threads: these models are small, and on a shared machine extra threads mostly spin-wait (many
 # times slower under load); raise it on a dedicated multi-core machine.
 THREADS = int(os.environ.get("POSMLP_NB_THREADS", "1"))
@@ -129,8 +129,8 @@ plt.show()
 # ### Grad-CAM at every stage
 #
 # Deeper stages have coarser token grids (the input size divided by 4, 8, 16 and 32), so their maps are
-# blurrier after upsampling; with the bundled model's 32-pixel inputs the last stage is a single token per
-# frame, so its Grad-CAM can only say *when*, not *where*. That is why this notebook uses
+# blurrier after upsampling; with the bundled model's 64-pixel inputs the last stage is a 2 x 2 grid per
+# frame, so its Grad-CAM says mostly *when*, hardly *where*. That is why this notebook uses
 # `GRAD_CAM_STAGE = 0` elsewhere and scores the last stage separately in the pointing game.
 
 # %%

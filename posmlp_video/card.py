@@ -80,7 +80,8 @@ def model_flops(model: nn.Module, num_frames: int, input_size: Sequence[int]) ->
     """Forward FLOPs of one clip (FlopCounterMode: 2 per multiply-add; elementwise work not counted)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.zeros(1, model.config["in_chans"], num_frames, *(int(s) for s in input_size))
+    device = next(model.parameters()).device
+    x = torch.zeros(1, model.config["in_chans"], num_frames, *(int(s) for s in input_size), device=device)
     was_training = model.training
     model.eval()
     try:

@@ -17,8 +17,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("posmlp_video.predict", "classify video files with a checkpoint (top-k classes, --json lines)"),
     "train": ("posmlp_video.train.command", "train or fine-tune from a YAML recipe (resumes; runs under torchrun)"),
     "eval": ("posmlp_video.evaluate", "top-1/top-5, per-class accuracy and confusion matrix of a checkpoint"),
+    "export": ("posmlp_video.export", "export a checkpoint to ONNX or torch.export, checked against PyTorch"),
+    "check-videos": ("posmlp_video.check_videos", "list the videos of a dataset that fail to decode or are too short"),
     "card": ("posmlp_video.card", "print a checkpoint's model card (Markdown, from its metadata)"),
+    "timeline": ("posmlp_video.timeline", "slide the model over a long video: per-window probabilities, plot, segments"),
     "features": ("posmlp_video.features", "features of videos (a stage's output, pooled, or the head's input) to .npy"),
+    "assets": ("posmlp_video.assets", "fetch the pinned Debian packages of photos, cut-outs and footage into the cache"),
 }
 
 

@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,14 @@ class EvalResult:
     """Counts from one evaluation; rows of `confusion` are true classes, columns predictions."""
 
     confusion: torch.Tensor
-    top5_correct: int
+    top5_hits: torch.Tensor  # per true class: clips whose class is among the 5 best scores
     class_names: list[str]
+    scores: torch.Tensor | None = None  # (N, classes) mean softmax per item in loader order, when kept
+    labels: torch.Tensor | None = None  # (N,) their true classes, when kept
+
+    @property
+    def top5_correct(self) -> int:
+        return int(self.top5_hits.sum())
 
     @property
     def count(self) -> int:
@@ -52,6 +59,13 @@ class EvalResult:
         support = self.confusion.sum(1)
         return {name: (100.0 * float(self.confusion[i, i]) / int(support[i]) if support[i] else None)
                 for i, name in enumerate(self.class_names)}
+
+    def per_class_table(self) -> dict[str, dict[str, float | int]]:
+        """``{class: {"n", "top1", "top5"}}`` (percent) for every class with at least one clip."""
+        support = self.confusion.sum(1)
+        return {name: {"n": int(support[i]), "top1": round(100.0 * float(self.confusion[i, i]) / int(support[i]), 2),
+                       "top5": round(100.0 * float(self.top5_hits[i]) / int(support[i]), 2)}
+                for i, name in enumerate(self.class_names) if support[i]}
 
     def save(self, folder: str | Path) -> None:
         """Write confusion_matrix.csv (counts), confusion_matrix.png and per_class.csv into `folder`."""
@@ -106,15 +120,18 @@ def autocast(device: torch.device, amp: str) -> Any:
 
 @torch.no_grad()
 def evaluate_model(model: torch.nn.Module, loader: torch.utils.data.DataLoader, class_names: list[str],
-                   device: torch.device, amp: str = "none", progress: bool = False) -> EvalResult:
+                   device: torch.device, amp: str = "none", progress: bool = False,
+                   keep_scores: bool = False) -> EvalResult:
     """Score every item of `loader` ((B, V, 3, T, H, W) views or (B, 3, T, H, W) clips) by its mean softmax.
 
-    Counts are summed over all processes, so with a sharded loader every rank gets the full result.
+    Counts are summed over all processes, so with a sharded loader every rank gets the full result;
+    `keep_scores` keeps this process's per-item scores (e.g. for pair consistency or calibration).
     """
     model.eval()
     n = len(class_names)
     confusion = torch.zeros(n, n, dtype=torch.int64, device=device)
-    top5 = torch.zeros((), dtype=torch.int64, device=device)
+    top5 = torch.zeros(n, dtype=torch.int64, device=device)
+    kept = []
     for videos, labels in tqdm(loader, desc="eval", leave=False, disable=not progress):
         if videos.ndim == 5:
             videos = videos.unsqueeze(1)
@@ -124,10 +141,27 @@ def evaluate_model(model: torch.nn.Module, loader: torch.utils.data.DataLoader, 
             logits = model(videos.flatten(0, 1))
         scores = mean_softmax(logits, v)
         confusion += torch.bincount(labels * n + scores.argmax(1), minlength=n * n).view(n, n)
-        top5 += (scores.topk(min(5, n), dim=1).indices == labels[:, None]).any(1).sum()
+        hits = (scores.topk(min(5, n), dim=1).indices == labels[:, None]).any(1)
+        top5 += torch.bincount(labels[hits], minlength=n)
+        if keep_scores:
+            kept.append((scores.cpu(), labels.cpu()))
     all_reduce_sum(confusion)
     all_reduce_sum(top5)
-    return EvalResult(confusion.cpu(), int(top5), list(class_names))
+    scores_kept, labels_kept = (torch.cat(part) for part in zip(*kept)) if kept else (None, None)
+    return EvalResult(confusion.cpu(), top5.cpu(), list(class_names), scores_kept, labels_kept)
+
+
+def pair_consistency(predictions: Sequence[int], pairs: Sequence[int], reverse_pairs: Mapping[int, int]) -> float:
+    """Percent of (clip, time-reversed clip) pairs predicted as a time-reversed pair of classes.
+
+    ``pairs[i]`` is the index of clip i's reversal; a pair counts once. A model that ignores frame order
+    predicts the same class for both clips and scores 0.
+    """
+    done = [(i, j) for i, j in enumerate(pairs) if i < j]
+    if not done:
+        raise PosMLPError("no (clip, reversal) pairs to score")
+    agree = sum(reverse_pairs[int(predictions[i])] == int(predictions[j]) for i, j in done)
+    return 100.0 * agree / len(done)
 
 
 # --- command line ---------------------------------------------------------------------------------------
@@ -136,7 +170,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None,
                         help="our .safetensors or an authors' .pth/.pyth (default: the bundled checkpoint)")
     parser.add_argument("--data", default="synthmotion",
-                        help="'synthmotion', a class-per-folder directory or an annotation file")
+                        help="'synthmotion' (flat shapes), 'synthmotion-real' (photo cut-outs), 'real' or "
+                             "'real-heldout' (people walking in vtest.avi; needs 'assets fetch'), a "
+                             "class-per-folder directory or an annotation file")
     parser.add_argument("--seed", type=int, default=1000, help="SynthMotion seed (default 1000, never trained on)")
     parser.add_argument("--num-clips", type=int, default=600, help="SynthMotion clips to draw")
     parser.add_argument("--clips", type=int, default=1, help="temporal views per video")
@@ -166,18 +202,32 @@ def run(args: argparse.Namespace) -> int:
     if len(names) != model.num_classes:
         raise PosMLPError(f"{args.data} has {len(names)} classes but the checkpoint predicts {model.num_classes}")
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=args.num_workers)
-    result = evaluate_model(model, loader, names, device, progress=not args.json and sys.stderr.isatty())
+    pairs = getattr(dataset, "pairs", None)  # real footage sets: index of each clip's time reversal
+    result = evaluate_model(model, loader, names, device, progress=not args.json and sys.stderr.isatty(),
+                            keep_scores=pairs is not None)
     if args.output:
         result.save(args.output)
     summary = {"checkpoint": str(args.checkpoint or "bundled"), "data": args.data, "clips": result.count,
                "views": args.clips * args.crops, "top1": round(result.top1, 2), "top5": round(result.top5, 2)}
-    if args.data == "synthmotion":
+    if args.data.startswith("synthmotion"):
         summary["seed"] = args.seed
+    if pairs is not None:
+        from posmlp_video.data.synthmotion import REVERSE_PAIRS
+
+        summary["pair_consistency"] = round(pair_consistency(result.scores.argmax(1).tolist(), pairs,
+                                                             REVERSE_PAIRS), 2)
     if args.json:
-        print(json.dumps({**summary, "per_class_top1": result.per_class()}))
+        print(json.dumps({**summary, "per_class_top1": result.per_class(), "per_class": result.per_class_table()}))
     else:
         print(f"{summary['clips']} clips, {summary['views']} view(s) each: top-1 {result.top1:.2f}%  "
               f"top-5 {result.top5:.2f}%")
-        for name, acc in result.per_class().items():
-            print(f"  {'-' if acc is None else f'{acc:6.2f}%'}  {name}")
+        if pairs is not None:
+            print(f"pair consistency (a clip and its time reversal predicted as a reversed pair): "
+                  f"{summary['pair_consistency']:.2f}%")
+        table = result.per_class_table()
+        print(f"  {'top-1':>7}  {'top-5':>7}  {'clips':>5}  class")
+        for name in names:
+            row = table.get(name)
+            print(f"  {'-':>7}  {'':>7}  {'0':>5}  {name}" if row is None else
+                  f"  {row['top1']:6.2f}%  {row['top5']:6.2f}%  {row['n']:5d}  {name}")
     return 0

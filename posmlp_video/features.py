@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from posmlp_video.errors import PosMLPError
+from posmlp_video.errors import PosMLPError, one_line
 from posmlp_video.models import PosMLPVideo
 
 POOLS = ("mean", "none")
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     for path, views in decoded_views(paths, meta, args.clips, args.crops, args.workers, "features", progress=True):
         if isinstance(views, str):
             failed += 1
-            print(f"posmlp-video features: error: {path}: {views}", file=sys.stderr, flush=True)
+            print(f"posmlp-video features: error: {one_line(path)}: {views}", file=sys.stderr, flush=True)
             continue
         feats = extract_features(model, views.tensor, args.stage, args.pool, args.pre_logits).numpy()
         shape = feats.shape
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             np.save(args.out / f"{Path(path).name}.npy", feats)
     if stacked and rows:
         np.save(args.out, np.stack(rows))
-        args.out.with_suffix(".txt").write_text("".join(f"{p}\n" for p in kept), encoding="utf-8")
+        args.out.with_suffix(".txt").write_text("".join(f"{one_line(p)}\n" for p in kept), encoding="utf-8")
     shown = "" if shape is None else f" {(len(rows), *shape)}" if stacked else f" {shape} each"
     print(f"{len(paths) - failed} files -> {args.out}{shown}" + (f", {failed} failed" if failed else ""),
           file=sys.stderr)

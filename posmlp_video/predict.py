@@ -8,10 +8,13 @@ saw and the time it took.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
 import sys
+import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from posmlp_video.errors import PosMLPError
+from posmlp_video.errors import PosMLPError, one_line
 from posmlp_video.views import Views, check_views, load_views, mean_softmax, sample_clips
 
 
@@ -81,13 +84,19 @@ class Predictor:
         scores, indices = probabilities.topk(min(top_k, len(self.class_names)))
         return [(self.class_names[i], float(s)) for s, i in zip(scores.tolist(), indices.tolist())]
 
-    def predict(self, source: str | Path | np.ndarray, top_k: int = 5) -> Prediction:
-        """Classify one video; raises ``VideoDecodeError`` (a ``PosMLPError``) for unusable input."""
+    def predict(self, source: str | Path | np.ndarray, top_k: int = 5, *,
+                lock: threading.Lock | None = None) -> Prediction:
+        """Classify one video; raises ``VideoDecodeError`` (a ``PosMLPError``) for unusable input.
+
+        ``lock`` (the app's per-model lock) is held around the forward pass only: decoding and preprocessing
+        a slow or hostile file never make other requests wait.
+        """
         start = time.perf_counter()
         views = self.views(source)
-        forward_start = time.perf_counter()
-        probabilities = self.probabilities(views)
-        end = time.perf_counter()
+        with lock or contextlib.nullcontext():
+            forward_start = time.perf_counter()
+            probabilities = self.probabilities(views)
+            end = time.perf_counter()
         middle = (self.clips // 2) * self.crops + self.crops // 2
         return Prediction(self.top(probabilities, top_k), views.frames, views.tensor[middle],
                           (end - forward_start) * 1e3, (end - start) * 1e3)
@@ -241,9 +250,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Answer every input; exit 1 if any of them failed (the others are still answered)."""
+    from posmlp_video.card import card_of, scope_summary
+
     table_path = args.csv or args.jsonl
     table = _Table(table_path, args.top_k) if table_path else None
     predictor = Predictor.from_checkpoint(args.checkpoint, clips=args.clips, crops=args.crops)
+    min_prob = card_of(predictor.meta).get("confidence", {}).get("min_prob")
+    # what this checkpoint knows, shown above the first answer on screen so that answers are read in scope
+    header = "" if table is not None or args.json else textwrap.fill(
+        scope_summary(predictor.meta), width=100, initial_indent="model: ", subsequent_indent="       ")
+    if header and min_prob is not None:
+        header += (f"\n       a top class below {min_prob:.2f} probability is marked uncertain "
+                   "(threshold calibrated on held-out clips)")
     try:
         paths = [path for path in expand_inputs(args.paths, args.glob) if table is None or path not in table.done]
         failed = 0
@@ -255,6 +273,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 top = predictor.top(predictor.probabilities(item), args.top_k)
                 row = {"path": path, "predictions": [{"label": label, "score": round(score, 6)} for label, score in top]}
+                if min_prob is not None and table is None:
+                    row["uncertain"] = top[0][1] < min_prob
+                if header:
+                    print(header + "\n")
+                    header = ""
             _emit(row, table, args.json)
     finally:
         if table is not None:
@@ -272,13 +295,13 @@ def _emit(row: dict[str, Any], table: _Table | None, as_json: bool) -> None:
         if "error" in row:
             from tqdm import tqdm
 
-            tqdm.write(f"posmlp-video predict: error: {row['path']}: {row['error']}", file=sys.stderr)
+            tqdm.write(f"posmlp-video predict: error: {one_line(row['path'])}: {row['error']}", file=sys.stderr)
     elif as_json:
         print(json.dumps(row), flush=True)
     elif "error" in row:
-        print(f"posmlp-video predict: error: {row['path']}: {row['error']}", file=sys.stderr, flush=True)
+        print(f"posmlp-video predict: error: {one_line(row['path'])}: {row['error']}", file=sys.stderr, flush=True)
     else:
-        print(row["path"])
+        print(one_line(row["path"]) + ("  uncertain" if row.get("uncertain") else ""))
         for prediction in row["predictions"]:
             print(f"  {prediction['score']:6.3f}  {prediction['label']}")
         sys.stdout.flush()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from video_corpus import build_corpus
+from video_corpus import build_corpus, build_hostile
 
 DATA = Path(__file__).parent / "data"
 
@@ -37,4 +37,25 @@ def video_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_corpus(tmp_path_factory.mktemp("video_corpus"))
 
 
+@pytest.fixture(scope="session")
+def hostile_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{name: path}`` of small hostile files: absurd sizes, playlists, frame/tag floods (tests/video_corpus.py)."""
+    return build_hostile(tmp_path_factory.mktemp("hostile_corpus"))
+
+
 from app_server import app_server, client  # noqa: E402, F401  (session fixtures of the app tests)
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    """The fetched third-party pictures and footage (``python -m posmlp_video assets fetch``).
+
+    Fetched here when missing (CI downloads the pinned Debian packages); when that is impossible the
+    test fails with the reason: real-pixel tests are never skipped silently.
+    """
+    from posmlp_video.assets import AssetError, cache_dir, fetch
+
+    try:
+        return fetch().parent
+    except AssetError as err:
+        pytest.fail(f"real-pixel test needs the assets in {cache_dir()} and fetching them failed: {err}")

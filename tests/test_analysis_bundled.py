@@ -1,6 +1,6 @@
-"""Acceptance checks on the bundled SynthMotion checkpoint.
+"""Acceptance checks on the bundled checkpoint.
 
-These need ``posmlp_video/weights/posmlp_video_xs_synthmotion.safetensors``; without it `load_checkpoint`
+These need ``posmlp_video/weights/posmlp_video_xs_realmotion.safetensors``; without it `load_checkpoint`
 raises `CheckpointError` and these tests fail (on purpose: they are acceptance tests, not optional ones).
 """
 

@@ -1,6 +1,6 @@
 """The app driven over HTTP with `gradio_client`, against answers computed independently in-process.
 
-Needs the bundled checkpoint (posmlp_video/weights/posmlp_video_xs_synthmotion.safetensors): without it the
+Needs the bundled checkpoint (posmlp_video/weights/posmlp_video_xs_realmotion.safetensors): without it the
 `app_server` fixture errors.
 """
 
@@ -22,7 +22,7 @@ from gradio_client.exceptions import AppError
 from video_corpus import BROKEN
 
 from analysis import attribute, get_table, relative_position_biases, table_stats
-from demo.checkpoints import CheckpointDir, ModelCache, check_upload
+from demo.checkpoints import DEFAULT_KEY, CheckpointDir, ModelCache, check_upload
 from demo.handlers import Handlers
 from demo.scratch import Scratch
 from posmlp_video.checkpoint import load_checkpoint, save_checkpoint
@@ -63,6 +63,40 @@ def test_bad_uploads_get_a_one_line_reason_and_the_server_keeps_serving(client, 
     assert BROKEN[name][1] in message and "\n" not in message.strip()
     good = app_server.examples[0]
     assert client.predict(handle_file(str(good)), api_name="/classify")["label"] == predictor.predict(good).top[0][0]
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("wide_png", "unusable aspect ratio"), ("wide_jpg", "unusable aspect ratio"),
+    ("hls_absolute", "playlist/indirection"), ("hls_url", "playlist/indirection"),
+    ("concat_list", "playlist/indirection"), ("many_tags_mkv", "metadata tags"),
+    ("size_switch_avi", "unusable aspect ratio"),
+])
+def test_hostile_uploads_get_a_one_line_reason_and_the_server_keeps_serving(client, app_server, hostile_corpus, name,
+                                                                            reason, predictor):
+    """Playlists naming a video on the server are refused (not classified); absurd sizes answered at once."""
+    with pytest.raises(AppError) as err:
+        client.predict(handle_file(str(hostile_corpus[name])), api_name="/classify")
+    assert reason in str(err.value) and "\n" not in str(err.value).strip()
+    good = app_server.examples[0]
+    assert client.predict(handle_file(str(good)), api_name="/classify")["label"] == predictor.predict(good).top[0][0]
+
+
+def test_classify_decodes_outside_the_model_lock(tmp_path, video_corpus, monkeypatch):
+    """A slow file must not stall other sessions: the model's lock is taken for the forward pass only."""
+    from posmlp_video import views as views_module
+
+    handlers = Handlers(ModelCache(None, "cpu"), CheckpointDir(None), Scratch(tmp_path / "out"))
+    lock = handlers.models.get(DEFAULT_KEY).lock
+    held = []
+    decode = views_module.read_video
+
+    def read_video(*args, **kwargs):
+        held.append(lock.locked())
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(views_module, "read_video", read_video)
+    label, _ = handlers.classify(str(video_corpus["h264_mp4"]))
+    assert held == [False] and len(label) == 5
 
 
 def test_a_long_hd_clip_is_bounded_by_the_decoder(client, video_corpus, predictor):
@@ -232,6 +266,7 @@ def test_model_tab_and_checkpoint_switch(tmp_path, predictor):
     handlers = Handlers(ModelCache(None, "cpu"), CheckpointDir(folder), Scratch(tmp_path / "out"))
     complexity, architecture, shown_meta, names = handlers.model_info()
     assert "| total |" in complexity and "(stages): ModuleList" in architecture
+    assert "# Model card: posmlp_video_xs" in complexity and f"## Classes ({len(meta['class_names'])})" in complexity
     assert shown_meta["num_frames"] == meta["num_frames"] and "class_names" not in shown_meta
     assert [n for _, n in names] == predictor.class_names
     key, status = handlers.pick("other.safetensors", None)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+import resource
+import time
+
+import av
 import numpy as np
 import pytest
 from video_corpus import BROKEN, GOOD, VFR_TIMES, frame_pattern, marker_corner, read_index
 
 from posmlp_video.data import decode
-from posmlp_video.data.decode import VideoDecodeError, probe_video, read_frame_folder, read_video
+from posmlp_video.data.decode import (
+    DecodeBudget,
+    VideoDecodeError,
+    probe_video,
+    read_frame_folder,
+    read_video,
+)
 from posmlp_video.data.encode import write_mp4
 from posmlp_video.data.sampling import ClipSampler
+from posmlp_video.data.transforms import preprocess, resize_to_cover
 
 
 def _indices_of(frames: np.ndarray) -> list[int]:
@@ -154,3 +166,120 @@ def test_sparse_picks_jump_to_the_right_frames(video_corpus, name):
     for pick in ([last], [last // 3, last], [0, last // 2, last]):
         clip = read_video(video_corpus[name], lambda n, pick=pick: np.array([pick]))
         assert _indices_of(clip.frames) == pick
+
+
+# --------------------------------------------------------------------------- hostile inputs (issue 15)
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@pytest.mark.parametrize("name", ["wide_png", "wide_jpg"])
+def test_absurd_aspect_ratio_is_refused_at_once_with_memory_bounded(hostile_corpus, name):
+    """A 2,000,000 x 1 PNG (6 KB) / 65500 x 1 JPEG (17 KB): resized to the short side they were gigabytes."""
+    before, start = _peak_rss_mib(), time.perf_counter()
+    with pytest.raises(VideoDecodeError, match=r"^unusable aspect ratio: (2000000x1|65500x1) frames are more than 16:1$"):
+        read_video(hostile_corpus[name], ClipSampler(8), short_side=256)
+    assert time.perf_counter() - start < 2.0
+    assert _peak_rss_mib() - before < 100
+
+
+def test_every_resize_output_is_bounded(monkeypatch):
+    """Arrays bypass the decoder: the resize itself refuses an output beyond the aspect or pixel limits."""
+    with pytest.raises(VideoDecodeError, match="^unusable aspect ratio: 17x1 frames are more than 16:1$"):
+        resize_to_cover(np.zeros((1, 1, 17, 3), np.uint8), 1)
+    with pytest.raises(VideoDecodeError, match="aspect ratio"):
+        preprocess(np.zeros((1, 1, 4000, 3), np.uint8), {"input_size": [8, 8], "resize_short": 8,
+                                                         "mean": [0.5] * 3, "std": [0.5] * 3})
+    monkeypatch.setattr(decode, "MAX_PIXELS", 100 * 100)
+    with pytest.raises(VideoDecodeError, match="too large: 128x128 frames exceed"):
+        resize_to_cover(np.zeros((1, 8, 8, 3), np.uint8), 128)  # upscaling a legal frame past the limit
+    assert resize_to_cover(np.zeros((1, 8, 8, 3), np.uint8), 96).shape == (1, 96, 96, 3)
+
+
+@pytest.mark.parametrize("name", ["hls_absolute", "hls_url", "concat_list"])
+def test_playlists_and_lists_are_refused_without_opening_what_they_name(hostile_corpus, name):
+    # Control: FFmpeg on its own follows the reference and decodes the other (valid) video.
+    with av.open(str(hostile_corpus[name])) as container:
+        assert container.format.name in ("hls", "concat")
+        assert next(container.decode(video=0)).width == 64
+    for call in (probe_video, read_video):
+        with pytest.raises(VideoDecodeError) as caught:
+            call(hostile_corpus[name])
+        assert str(caught.value) == "not a video file (playlist/indirection formats are not accepted)"
+
+
+def test_a_file_name_is_never_expanded_into_other_files(hostile_corpus):
+    """``seq%d.png`` is read as the PNG it is (80 x 60), not as the image sequence seq1.png ... (32 x 16)."""
+    with av.open(str(hostile_corpus["image_pattern"])) as container:  # control: FFmpeg reads seq1.png
+        assert (container.format.name, container.streams.video[0].codec_context.width) == ("image2", 32)
+    clip = read_video(hostile_corpus["image_pattern"], ClipSampler(2))
+    assert clip.frames.shape == (1, 2, 60, 80, 3) and _indices_of(clip.frames) == [0, 0]
+
+
+def test_only_self_contained_formats_are_opened(video_corpus, monkeypatch):
+    """A format outside ``ACCEPTED_FORMATS`` is refused before its header is read."""
+    assert read_video(video_corpus["vp9_webm"], ClipSampler(1)).frames.shape[1] == 1
+    monkeypatch.setattr(decode, "ACCEPTED_FORMATS", tuple(f for f in decode.ACCEPTED_FORMATS if f not in ("matroska", "webm")))
+    with pytest.raises(VideoDecodeError, match="playlist/indirection formats are not accepted"):
+        read_video(video_corpus["vp9_webm"], ClipSampler(1))
+
+
+def test_frame_budget_stops_a_stream_without_keyframes(hostile_corpus, monkeypatch):
+    """200 packets the decoder can make nothing of: without a budget every one is decoded, twice."""
+    start = time.perf_counter()
+    with pytest.raises(VideoDecodeError, match=r"^too large: more than 50 frames to decode \(POSMLP_DECODE_FRAMES\)$"):
+        read_video(hostile_corpus["no_keyframes_mp4"], ClipSampler(8), budget=DecodeBudget(frames=50))
+    assert time.perf_counter() - start < 2.0
+    monkeypatch.setenv("POSMLP_DECODE_FRAMES", "40")  # the default budget reads the environment
+    with pytest.raises(VideoDecodeError, match="more than 40 frames"):
+        probe_video(hostile_corpus["no_keyframes_mp4"])
+
+
+def test_byte_budget_stops_a_gif_of_one_pixel_frames_on_a_large_canvas(hostile_corpus):
+    """3000 one-pixel frames (45 KB) on a 1024 x 1024 canvas: each decodes to 3 MiB, 9 GiB in all."""
+    start = time.perf_counter()
+    with pytest.raises(VideoDecodeError, match=r"^too large: more than 64 MiB of decoded frames \(POSMLP_DECODE_BYTES\)$"):
+        read_video(hostile_corpus["many_frames_gif"], ClipSampler(8), short_side=64,
+                   budget=DecodeBudget(bytes=64 << 20))
+    assert time.perf_counter() - start < 2.0
+
+
+def test_time_budget(hostile_corpus, video_corpus, monkeypatch):
+    clock = iter(itertools.count(0.0, 1.0))  # every look at the clock: one more second
+    monkeypatch.setattr(decode.time, "monotonic", lambda: next(clock))
+    with pytest.raises(VideoDecodeError, match=r"^too slow: decoding took more than 5 s \(POSMLP_DECODE_SECONDS\)$"):
+        read_video(video_corpus["long_90s_mp4"], ClipSampler(8), budget=DecodeBudget(seconds=5))
+    monkeypatch.setenv("POSMLP_DECODE_SECONDS", "nan")
+    with pytest.raises(VideoDecodeError, match="^POSMLP_DECODE_SECONDS must be a positive number, got 'nan'$"):
+        read_video(video_corpus["h264_mp4"])
+
+
+def test_metadata_flood_is_refused(hostile_corpus, video_corpus, monkeypatch):
+    with pytest.raises(VideoDecodeError, match=r"^too large: 1502 metadata tags \(more than 1000\)$"):
+        probe_video(hostile_corpus["many_tags_mkv"])
+    assert probe_video(video_corpus["vp9_webm"]).num_frames == 24  # Matroska with its usual few tags
+
+
+def test_matroska_tags_are_measured_before_ffmpeg_parses_them(hostile_corpus, monkeypatch):
+    """FFmpeg's Matroska tag parse is quadratic in the count (20,000 tags: 6-50 s here): refused unread.
+    Counted from the element sizes (before the first cluster, and wherever a SeekHead points)."""
+    monkeypatch.setattr(decode, "MAX_TAG_BYTES", 16 << 10)  # the file holds 24 KB of tags
+
+    def no_ffmpeg(*args, **kwargs):
+        raise AssertionError("FFmpeg opened the file")
+
+    monkeypatch.setattr(decode.av, "open", no_ffmpeg)
+    with pytest.raises(VideoDecodeError, match=r"^too large: 23 KiB of metadata tags \(more than 16 KiB\)$"):
+        read_video(hostile_corpus["many_tags_mkv"])
+
+
+def test_every_decoded_frame_is_checked_not_only_the_header(hostile_corpus, monkeypatch):
+    """MJPEG declared 64 x 64 whose later frames are 1024 x 32: the header passes, those frames do not."""
+    assert probe_video(hostile_corpus["size_switch_avi"]).width == 64
+    with pytest.raises(VideoDecodeError, match="unusable aspect ratio: 1024x32"):
+        read_video(hostile_corpus["size_switch_avi"], ClipSampler(4))
+    monkeypatch.setattr(decode, "MAX_PIXELS", 128 * 128)  # now 1024 x 32 = 32768 pixels is too many too
+    with pytest.raises(VideoDecodeError, match="^too large: a frame in the stream exceeds the 8K limit$"):
+        read_video(hostile_corpus["size_switch_avi"], ClipSampler(4))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from posmlp_video.checkpoint import load_checkpoint
 from posmlp_video.convert import from_official
 from posmlp_video.data.synthmotion import SynthMotion
 from posmlp_video.fast import optimize_for_inference
@@ -87,3 +88,20 @@ def test_a_model_built_under_inference_mode_runs():
         model = create_model("posmlp_video_xs").eval()
         x = torch.randn(1, 3, 8, 64, 64)
         torch.testing.assert_close(optimize_for_inference(model)(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_bundled_checkpoint_fast_path_and_channel_major_agree_with_the_channels_last_model(clips):
+    """The bundled XS model mixes whole 8 x 8, 4 x 4 and 2 x 2 maps (stages 2-4) and tiles 16 x 16 (stage 1): the
+    channel-major layout (training, plain inference) and the fast path against the channels-last definition."""
+    model, _ = load_checkpoint()
+    model.eval()
+    x = clips[:8]
+    with torch.no_grad():
+        model.set_layout("channels_last")
+        expected = model(x)
+        model.set_layout("channel_major")
+        plain = model(x)
+    assert rel_err(plain, expected) <= 1e-5
+    fast = optimize_for_inference(model)(x)
+    assert rel_err(fast, expected) <= 1e-5
+    assert torch.equal(fast.argmax(1), expected.argmax(1))

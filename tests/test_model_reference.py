@@ -17,11 +17,19 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
-def test_reference_logits_and_every_stage(official_small):
+@pytest.mark.parametrize("layout,grad", [("channels_last", False), ("channel_major", False), ("channel_major", True)])
+def test_reference_logits_and_every_stage(official_small, layout, grad):
+    """Through the channels-last definition, the channel-major plain path and the training path (autograd)."""
     model = from_official(official_small["checkpoint"])
-    with torch.no_grad():
-        logits = model(official_small["input"])
-        stages = model.forward_intermediates(official_small["input"], intermediates_only=True, output_fmt="NTHWC")
+    model.set_layout(layout)
+    x = official_small["input"].clone().requires_grad_(grad)
+    with torch.set_grad_enabled(grad):
+        logits = model(x)
+        stages = model.forward_intermediates(x, intermediates_only=True, output_fmt="NTHWC")
+    if grad:
+        logits.sum().backward()
+        assert x.grad is not None and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+        logits, stages = logits.detach(), [s.detach() for s in stages]
     assert rel_err(logits, official_small["logits"]) <= 1e-5
     assert len(stages) == len(official_small["stages"]) == 4
     for ours, (name, theirs) in zip(stages, official_small["stages"].items()):

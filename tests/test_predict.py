@@ -6,6 +6,8 @@ import csv
 import json
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -13,13 +15,14 @@ import timm
 import torch
 from video_corpus import BROKEN, GOOD
 
+from posmlp_video import views as views_module
 from posmlp_video.checkpoint import save_checkpoint
 from posmlp_video.cli import main
 from posmlp_video.data.decode import VideoDecodeError
 from posmlp_video.data.encode import write_mp4
 from posmlp_video.data.synthmotion import CLASS_NAMES, SynthMotion
 from posmlp_video.data.transforms import preprocess
-from posmlp_video.errors import PosMLPError
+from posmlp_video.errors import PosMLPError, one_line
 from posmlp_video.predict import Predictor
 
 
@@ -84,8 +87,26 @@ def test_cli_text_output_and_success_code(checkpoint, video_corpus, capsys):
     code = main(["predict", str(video_corpus["vp9_webm"]), "--checkpoint", str(checkpoint), "--top-k", "2"])
     out = capsys.readouterr().out.splitlines()
     assert code == 0
-    assert out[0].startswith(str(video_corpus["vp9_webm"])) and len(out) == 3
-    assert out[1].split(maxsplit=1)[1] in CLASS_NAMES
+    # the checkpoint's scope first (from its metadata), then the answer
+    assert out[0].startswith("model: ") and "12 classes; input 8 frames at 64x64." in " ".join(out[:3])
+    answer = out[out.index("") + 1:]
+    assert answer[0].startswith(str(video_corpus["vp9_webm"])) and len(answer) == 3
+    assert answer[1].split(maxsplit=1)[1] in CLASS_NAMES
+
+
+def test_cli_marks_answers_below_the_cards_confidence_threshold(checkpoint, video_corpus, capsys, tmp_path):
+    from posmlp_video.checkpoint import update_meta
+
+    carded = tmp_path / "carded.safetensors"
+    carded.write_bytes(checkpoint.read_bytes())
+    update_meta(carded, {"card": {"summary": "A test model.", "confidence": {"min_prob": 0.99, "how": "test"}}})
+    video = str(video_corpus["vp9_webm"])
+    assert main(["predict", video, "--checkpoint", str(carded), "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("model: A test model.") and "below 0.99 probability is marked uncertain" in out
+    assert out.splitlines()[-3] == f"{video}  uncertain"  # an untrained model is unsure
+    assert main(["predict", video, "--checkpoint", str(carded), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["uncertain"] is True
 
 
 def test_cli_errors_are_one_line_without_traceback(checkpoint, video_corpus):
@@ -111,6 +132,57 @@ def test_cli_usage_errors_exit_2(capsys):
             main(argv)
         assert caught.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_decoding_never_holds_the_model_lock(predictor, video_corpus, monkeypatch):
+    """The app passes its per-model lock: only the forward pass runs under it, so a slow file stalls no one."""
+    lock = threading.Lock()
+    held: dict[str, bool] = {}
+    decode = views_module.read_video
+
+    def read_video(*args, **kwargs):
+        held["decode"] = lock.locked()
+        return decode(*args, **kwargs)
+
+    def forward(*_):
+        held["forward"] = lock.locked()
+
+    monkeypatch.setattr(views_module, "read_video", read_video)
+    hook = predictor.model.register_forward_pre_hook(forward)
+    try:
+        predictor.predict(video_corpus["h264_mp4"], lock=lock)
+    finally:
+        hook.remove()
+    assert held == {"decode": False, "forward": True} and not lock.locked()
+
+
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_control_characters_in_a_file_name_cannot_split_or_forge_error_lines(tmp_path, checkpoint, capsys, json_lines):
+    name = tmp_path / "clip\nposmlp-video predict: error: forged.mp4\r\x1b[2K.mp4"
+    name.write_bytes(b"")
+    code = main(["predict", str(name), "--checkpoint", str(checkpoint), *(["--json"] if json_lines else [])])
+    captured = capsys.readouterr()
+    lines = (captured.out if json_lines else captured.err).splitlines()
+    assert code == 1 and len(lines) == 1 and "\x1b" not in lines[0] and "\r" not in lines[0]
+    error = json.loads(lines[0])["error"] if json_lines else lines[0]
+    assert error.endswith("empty file (0 bytes)")
+    if not json_lines:
+        assert lines[0] == (f"posmlp-video predict: error: {tmp_path}/clip\\nposmlp-video predict: error: "
+                            f"forged.mp4\\r\\x1b[2K.mp4: empty file (0 bytes)")
+
+
+def test_user_errors_escape_control_characters_wherever_shown():
+    assert str(VideoDecodeError("file not found: a\nb\tc")) == "file not found: a\\nb\\tc"
+    assert one_line("ok é 日本") == "ok é 日本"
+
+
+@pytest.mark.parametrize("name", ["wide_png", "hls_absolute"])
+def test_cli_answers_hostile_files_with_one_line(checkpoint, hostile_corpus, capsys, name):
+    start = time.perf_counter()
+    code = main(["predict", str(hostile_corpus[name]), "--checkpoint", str(checkpoint)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and time.perf_counter() - start < 5
+    assert ("unusable aspect ratio" if name == "wide_png" else "playlist/indirection") in err
 
 
 # --------------------------------------------------------------------------- multi-view (as eval)

@@ -132,3 +132,97 @@ def test_write_examples_makes_decodable_mp4s(tmp_path):
     assert clip.frames.shape == (6, 48, 48, 3)
     expected = SynthMotion(12, seed=0, num_frames=6, size=48)[3]["video"]
     assert np.abs(clip.frames.astype(int) - expected).mean() < 8  # lossy, but the same clip
+
+
+# --------------------------------------------------------------------------- real pixels
+
+
+def _turn_degrees(mask: np.ndarray) -> float:
+    """Summed best rotation (degrees, positive = clockwise on screen) between consecutive masks."""
+    total = 0.0
+    for a, b in zip(mask[:-1], mask[1:]):
+        if not a.any() or not b.any():
+            continue
+        cy, cx = np.argwhere(a).mean(axis=0)
+        scores = {}
+        for theta in range(-60, 61, 3):  # cv2 angles are counter-clockwise on screen
+            turned = cv2.warpAffine(a.astype(np.uint8), cv2.getRotationMatrix2D((cx, cy), -theta, 1.0), a.shape[::-1])
+            scores[theta] = (turned & b).sum() / max((turned | b).sum(), 1)
+        total += max(scores, key=scores.get)
+    return total
+
+
+def motion_holds(label: int, mask: np.ndarray) -> bool:
+    """Whether the object masks alone show the class's motion (a looser oracle than `oracle`: cut-outs may
+    have several parts, so pieces are not counted; splitting is judged by the pixels' spread)."""
+    width = mask.shape[2]
+    area = mask.sum(axis=(1, 2)).astype(float)
+    family = label // 2
+    if family == 4:
+        return bool(area[0] == 0 < area[-1]) if label == 8 else bool(area[-1] == 0 < area[0])
+    first, last = (0, -1) if label % 2 == 0 else (-1, 0)  # the pair's first class runs forward in time
+    if family in (0, 1):
+        c0, c1 = (np.argwhere(mask[i]).mean(axis=0) for i in (0, -1))  # (y, x)
+        axis = 1 if family == 0 else 0
+        move, other = c1[axis] - c0[axis], abs(c1[1 - axis] - c0[1 - axis])
+        return abs(move) > 0.15 * width and abs(move) > 2 * other and (move < 0) == (label % 2 == 0)
+    if family == 2:
+        return area[last] > 1.8 * area[first]
+    if family == 5:
+        spread = [np.linalg.norm(np.argwhere(m) - np.argwhere(m).mean(axis=0), axis=1).mean() for m in mask]
+        return spread[last] > 1.3 * spread[first]
+    turn = _turn_degrees(mask)
+    return abs(turn) > 45 and (turn > 0) == (label == 6)
+
+
+def test_motion_check_agrees_with_flat_clips(clips):
+    """The loose oracle is itself checked on the flat clips, whose classes the strict oracle confirms."""
+    assert all(motion_holds(item["label"], item["mask"]) for item in clips)
+
+
+@pytest.fixture(scope="module")
+def real_clips(assets) -> list[dict]:
+    dataset = SynthMotion(96, seed=5, num_frames=8, size=64, real_fraction=1.0, assets=assets)
+    return [dataset[i] for i in range(len(dataset))]
+
+
+def test_real_pixels_show_each_class_motion(real_clips):
+    failed = [item["label"] for item in real_clips if not motion_holds(item["label"], item["mask"])]
+    assert not [label for label in failed if label not in (6, 7)], failed
+    assert len(failed) <= 0.05 * len(real_clips), failed  # a near-symmetric cut-out can hide a turn
+
+
+def test_real_pixels_are_deterministic_textured_and_sized(real_clips, assets):
+    again = SynthMotion(96, seed=5, num_frames=8, size=64, real_fraction=1.0, assets=assets)
+    for i in (0, 7, 50):
+        assert np.array_equal(again[i]["video"], real_clips[i]["video"])
+        assert np.array_equal(again[i]["mask"], real_clips[i]["mask"])
+    other = SynthMotion(96, seed=6, num_frames=8, size=64, real_fraction=1.0, assets=assets)
+    assert not np.array_equal(other[7]["video"], real_clips[7]["video"])
+    for item in real_clips:
+        video, mask = item["video"], item["mask"]
+        assert video.shape == (8, 64, 64, 3) and video.dtype == np.uint8 and mask.shape == (8, 64, 64)
+        visible = mask[mask.any(axis=(1, 2))]
+        # objects between about 1% and 60% of the frame's area (10% to 60% of its side, any aspect ratio)
+        assert 0.003 < visible.mean() < 0.6
+        # photos, not flat colour: many distinct colours outside the object
+        background = video[0][~mask[0]]
+        assert len(np.unique(background // 8, axis=0)) > 30
+    # masks cover what changes: pixels inside the union of the masks change more than those outside
+    diffs = [np.abs(np.diff(i["video"].astype(int), axis=0)).mean(-1) for i in real_clips if i["label"] < 2]
+    unions = [i["mask"][1:] | i["mask"][:-1] for i in real_clips if i["label"] < 2]
+    inside = np.mean([d[u].mean() for d, u in zip(diffs, unions)])
+    outside = np.mean([d[~u].mean() for d, u in zip(diffs, unions)])
+    assert inside > 2 * outside
+
+
+def test_mixed_mode_keeps_the_flat_clips_and_mixes_at_the_given_rate(assets):
+    flat = SynthMotion(200, seed=3, num_frames=4, size=32)
+    mixed = SynthMotion(200, seed=3, num_frames=4, size=32, real_fraction=0.3, assets=assets)
+    real = [mixed.is_real(i) for i in range(200)]
+    assert 0.2 < np.mean(real) < 0.4
+    for i in range(40):
+        if not real[i]:  # a flat clip of the mixed set is the flat mode's clip, pixel for pixel
+            assert np.array_equal(mixed[i]["video"], flat[i]["video"])
+    with pytest.raises(ValueError, match="real_fraction"):
+        SynthMotion(4, real_fraction=1.5)

@@ -8,7 +8,10 @@ so tests can check which frames were decoded and in which orientation.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -143,3 +146,117 @@ def _write_broken(folder: Path, good_mp4: Path) -> dict[str, Path]:
             container.mux(stream.encode(chunk))
         container.mux(stream.encode(None))
     return paths
+
+
+# --------------------------------------------------------------------------- hostile inputs (issue 15)
+
+# name -> filename of the small hostile files ``build_hostile`` writes; what each must give is tested in
+# tests/test_data_decode.py (some with lowered limits, so they stay small and fast).
+HOSTILE: dict[str, str] = {
+    "wide_png": "wide.png",  # 2,000,000 x 1 PNG, 6 KB: resized to the short side it would be ~6 GB a frame
+    "wide_jpg": "wide.jpg",  # 65500 x 1 JPEG, 17 KB
+    "hls_absolute": "absolute.m3u8",  # HLS playlists naming another video by absolute path / file:// URL
+    "hls_url": "url.m3u8",
+    "concat_list": "list.ffconcat",  # FFmpeg concat list naming another video
+    "image_pattern": "seq%d.png",  # a valid PNG whose name is also an image-sequence pattern (seq1.png ...)
+    "many_frames_gif": "many_frames.gif",  # 1024 x 1024 canvas, 3000 one-pixel frames, 45 KB
+    "many_tags_mkv": "many_tags.mkv",  # 1500 container metadata tags
+    "no_keyframes_mp4": "no_keyframes.mp4",  # H.264 whose only keyframe was dropped
+    "size_switch_avi": "size_switch.avi",  # MJPEG declared 64 x 64, switching to 1024 x 32 frames mid-file
+    "target_mp4": "target.mp4",  # a valid video that the playlists/lists/patterns point at
+    "pattern_target_png": "seq1.png",
+}
+
+
+def build_hostile(folder: str | Path) -> dict[str, Path]:
+    """Write every HOSTILE file into ``folder`` (about a second); returns ``{name: path}``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / filename for name, filename in HOSTILE.items()}
+    write_video(paths["target_mp4"], np.stack([frame_pattern(i, 64, 48) for i in range(10)]), 10,
+                codec="libx264", pix_fmt="yuv420p", codec_options=X264_QUIET)
+    target = paths["target_mp4"].resolve()
+    _write_png(paths["wide_png"], np.full((1, 2_000_000, 3), 128, np.uint8))
+    cv2.imwrite(str(paths["wide_jpg"]), np.full((1, 65500, 3), 128, np.uint8))
+    playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1.0,\n{}\n#EXT-X-ENDLIST\n"
+    paths["hls_absolute"].write_text(playlist.format(target))
+    paths["hls_url"].write_text(playlist.format(f"file://{target}"))
+    paths["concat_list"].write_text(f"ffconcat version 1.0\nfile {target.name}\n")
+    _write_png(paths["image_pattern"], frame_pattern(0, 80, 60))
+    _write_png(paths["pattern_target_png"], frame_pattern(7, 32, 16))
+    paths["many_frames_gif"].write_bytes(_one_pixel_gif(1024, 1024, 3000))
+    _write_tagged_mkv(paths["many_tags_mkv"], 1500)
+    _write_without_keyframes(paths["no_keyframes_mp4"], 200)
+    _write_size_switch(paths["size_switch_avi"])
+    return paths
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    """An RGB PNG written by hand (OpenCV refuses images wider than 2^20 pixels)."""
+    height, width = image.shape[:2]
+    raw = b"".join(b"\x00" + row.tobytes() for row in image)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9))
+                     + chunk(b"IEND", b""))
+
+
+def _one_pixel_gif(width: int, height: int, num_frames: int) -> bytes:
+    """A GIF on a ``width x height`` canvas whose frames each draw one pixel (what the GIF encoder cannot make)."""
+    out = [b"GIF89a", struct.pack("<HHBBB", width, height, 0x80, 0, 0), b"\x00\x00\x00\xff\xff\xff"]
+    for i in range(num_frames):
+        x, y = i % width, (i // width) % height
+        # graphic control (1/100 s), a 1 x 1 image at (x, y), LZW (min code size 2): clear, index 1, end
+        out += [b"\x21\xf9\x04\x00\x01\x00\x00\x00", b"\x2c" + struct.pack("<HHHHB", x, y, 1, 1, 0),
+                b"\x02\x02\x4c\x01\x00"]
+    return b"".join(out + [b"\x3b"])
+
+
+def _write_tagged_mkv(path: Path, num_tags: int) -> None:
+    with av.open(str(path), "w") as container:
+        container.metadata.update({f"tag{i}": "x" for i in range(num_tags)})
+        stream = container.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuvj420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(frame_pattern(i, 32, 32), format="rgb24").reformat(format="yuvj420p")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def _write_without_keyframes(path: Path, num_frames: int) -> None:
+    """H.264 in MP4 with the first (only) keyframe left out: a decoder gets nothing out of any packet."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10, options={**X264_QUIET, "x264-params": "keyint=100000:scenecut=0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        packets = []
+        for _ in range(num_frames):
+            image = rng.integers(0, 256, (64, 64, 3), np.uint8)
+            packets += stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24"))
+        packets += stream.encode(None)
+        assert packets[0].is_keyframe and not any(p.is_keyframe for p in packets[1:])
+        for packet in packets[1:]:
+            container.mux(packet)
+
+
+def _write_size_switch(path: Path) -> None:
+    """MJPEG in AVI: the header says 64 x 64 (4 frames), then come 3 frames of 1024 x 32."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuvj420p"
+        pts = 0
+        for width, height, count in ((64, 64, 4), (1024, 32, 3)):
+            encoder = av.CodecContext.create("mjpeg", "w")
+            encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
+            encoder.time_base = Fraction(1, 10)
+            for _ in range(count):
+                frame = av.VideoFrame.from_ndarray(frame_pattern(pts, width, height), format="rgb24")
+                frame = frame.reformat(format="yuvj420p")
+                frame.pts = pts
+                pts += 1
+                for packet in encoder.encode(frame):
+                    packet.stream = stream
+                    container.mux(packet)

@@ -2,6 +2,7 @@
 
 from posmlp_video.data.datasets import DatasetError, FrameFolder, VideoClipDataset, VideoFolder, VideoList
 from posmlp_video.data.decode import (
+    DecodeBudget,
     VideoClip,
     VideoDecodeError,
     VideoInfo,
@@ -15,7 +16,7 @@ from posmlp_video.data.synthmotion import SynthMotion, write_examples
 from posmlp_video.data.transforms import Preprocessed, TrainTransform, eval_views, normalize, preprocess
 
 __all__ = [
-    "ClipSampler", "DatasetError", "FrameFolder", "Preprocessed", "SynthMotion", "TrainTransform",
+    "ClipSampler", "DatasetError", "DecodeBudget", "FrameFolder", "Preprocessed", "SynthMotion", "TrainTransform",
     "VideoClip", "VideoClipDataset", "VideoDecodeError", "VideoFolder", "VideoInfo", "VideoList",
     "dense_indices", "eval_views", "normalize", "preprocess", "probe_video",
     "read_frame_folder", "read_video", "segment_indices", "write_examples", "write_mp4",

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from posmlp_video.data.encode import write_mp4
+from posmlp_video.data.realpixels import picture_bank, render_real_clip
 
 CLASS_NAMES: tuple[str, ...] = (
     "Moving something from right to left",
@@ -71,6 +72,8 @@ class SynthMotion:
 
     ``video`` is uint8 ``(T, H, W, 3)``, ``label`` is ``i % 12`` (balanced classes), ``mask`` is bool
     ``(T, H, W)``: the pixels the acting object covers in each frame (empty while it is invisible).
+    ``real_fraction`` of the clips (0: flat shapes only, 1: all) are real-pixel clips
+    (`posmlp_video.data.realpixels`: photo cut-outs over photos, from the fetched assets in `assets`).
     With ``transform`` (``(video, label) -> (video, label)``, e.g. ``TrainTransform``) the returned
     video is the transformed one; ``mask`` always refers to the untransformed frames.
     """
@@ -80,13 +83,25 @@ class SynthMotion:
     reverse_pairs = REVERSE_PAIRS
 
     def __init__(self, num_clips: int, seed: int = 0, num_frames: int = 8, size: int | tuple[int, int] = 64,
-                 transform: Callable[[np.ndarray, int], tuple[Any, int]] | None = None) -> None:
+                 transform: Callable[[np.ndarray, int], tuple[Any, int]] | None = None,
+                 real_fraction: float = 0.0, assets: str | Path | None = None) -> None:
         height, width = (size, size) if isinstance(size, int) else size
         if num_clips < 0 or num_frames < 1 or min(height, width) < 16:
             raise ValueError("need num_clips >= 0, num_frames >= 1 and frames of at least 16x16 pixels")
+        if not 0.0 <= real_fraction <= 1.0:
+            raise ValueError(f"real_fraction must be in [0, 1], got {real_fraction}")
         self.num_clips, self.seed, self.num_frames = num_clips, seed, num_frames
         self.height, self.width = height, width
         self.transform = transform
+        self.real_fraction = real_fraction
+        # the pictures are loaded now, so a missing asset folder is one clear error before any clip is drawn
+        self.bank = picture_bank(assets) if real_fraction > 0 else None
+
+    def is_real(self, index: int) -> bool:
+        """Whether clip `index` has real pixels (drawn from its own stream, so flat clips stay as in flat mode)."""
+        if self.real_fraction <= 0:
+            return False
+        return self.real_fraction >= 1 or np.random.default_rng([self.seed, index, 1]).random() < self.real_fraction
 
     def __len__(self) -> int:
         return self.num_clips
@@ -95,8 +110,12 @@ class SynthMotion:
         if not 0 <= index < self.num_clips:
             raise IndexError(f"clip {index} out of range for {self.num_clips} clips")
         label = index % NUM_CLASSES
-        video, mask = render_clip(np.random.default_rng([self.seed, index]), label, self.num_frames,
-                                  self.height, self.width)
+        rng = np.random.default_rng([self.seed, index])
+        if self.is_real(index):
+            video, mask = render_real_clip(rng, label, _progress(rng, label, self.num_frames), self.height,
+                                           self.width, self.bank)
+        else:
+            video, mask = render_clip(rng, label, self.num_frames, self.height, self.width)
         if self.transform is not None:
             video, label = self.transform(video, label)
         return {"video": video, "label": label, "mask": mask}
@@ -112,11 +131,7 @@ def render_clip(rng: np.random.Generator, label: int, num_frames: int, height: i
     background = _background(rng, height, width)
     colour, outline = _object_colours(rng, background)
     family = label // 2
-    timeline = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.array([0.5])
-    start, end = rng.uniform(0.0, 0.2), rng.uniform(0.8, 1.0)  # when the action starts and ends
-    progress = np.clip((timeline - start) / (end - start), 0.0, 1.0)
-    if label % 2:
-        progress = progress[::-1]
+    progress = _progress(rng, label, num_frames)
     polygons_at, alpha_at = _FAMILIES[family](rng, height, width)
     video = np.empty((num_frames, height, width, 3), np.uint8)
     mask = np.zeros((num_frames, height, width), np.uint8)
@@ -134,6 +149,14 @@ def render_clip(rng: np.random.Generator, label: int, num_frames: int, height: i
                 frame = cv2.addWeighted(frame, alpha, background, 1.0 - alpha, 0.0)
         video[t] = frame
     return _camera_noise(rng, video), mask.astype(bool)
+
+
+def _progress(rng: np.random.Generator, label: int, num_frames: int) -> np.ndarray:
+    """Per-frame progress of the motion in [0, 1]: it starts and ends at random times, reversed for class 2k + 1."""
+    timeline = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.array([0.5])
+    start, end = rng.uniform(0.0, 0.2), rng.uniform(0.8, 1.0)  # when the action starts and ends
+    progress = np.clip((timeline - start) / (end - start), 0.0, 1.0)
+    return progress[::-1] if label % 2 else progress
 
 
 # --------------------------------------------------------------------------- scene parts

@@ -17,6 +17,8 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from posmlp_video.data.decode import check_frame_size
+
 FlipPairs = Mapping[int, "int | None"]
 
 
@@ -29,11 +31,16 @@ class Preprocessed:
 
 
 def resize_to_cover(clip: np.ndarray, short_side: int, crop: Sequence[int] = (0, 0)) -> np.ndarray:
-    """Resize every frame so the short side is ``short_side`` and the frame still covers ``crop`` (H, W)."""
+    """Resize every frame so the short side is ``short_side`` and the frame still covers ``crop`` (H, W).
+
+    The output is bounded like a decoded frame (``check_frame_size``): an absurd aspect ratio or size is
+    refused with a one-line ``VideoDecodeError`` before anything is allocated.
+    """
     _check_clip(clip)
     h, w = clip.shape[1:3]
     scale = max(short_side / min(h, w), crop[0] / h, crop[1] / w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    check_frame_size(*size)
     if size == (w, h):
         return clip
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR

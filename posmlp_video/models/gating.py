@@ -38,7 +38,8 @@ def _interpolate(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     if tuple(x.shape[1:]) == tuple(size):
         return x
     mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(size)]
-    out = F.interpolate(x[None].float(), size=tuple(size), mode=mode, align_corners=True)[0]
+    wide = x if x.dtype in (torch.float32, torch.float64) else x.float()  # float64 stays exact (gradcheck)
+    out = F.interpolate(wide[None], size=tuple(size), mode=mode, align_corners=True)[0]
     return out.to(x.dtype)
 
 
@@ -110,6 +111,198 @@ def _channels_last(x: torch.Tensor, window: tuple[int, int, int], padded: tuple[
     gamma = x.shape[0]
     x = x.view(gamma, wt, wh, ww, B, Tp // wt, Hp // wh, Wp // ww, -1)
     return x.permute(4, 5, 1, 6, 2, 7, 3, 8, 0)
+
+
+def group_order(dim: int, gamma: int) -> torch.Tensor:
+    """The channel-major, group-ordered row order: row s * V + v holds channel v * gamma + s (V = dim / gamma).
+
+    With each group's channels together, the rows of one group are one (V, B, T, H, W) block: a temporal window
+    or a window covering the map is a strided matrix of it, so the mixing needs no copy.
+    """
+    j = torch.arange(dim)
+    return (j % (dim // gamma)) * gamma + j // (dim // gamma)
+
+
+def _window3(kind: str, window: Sequence[int]) -> tuple[int, int, int]:
+    sizes = dict(zip(AXES[kind], window))
+    return sizes.get("t", 1), sizes.get("h", 1), sizes.get("w", 1)
+
+
+class _Kernel:
+    """Token mixing of channel-major maps ``(gamma, V * B, T, H, W)`` (T, H, W multiples of the window).
+
+    Two layouts, both copy-free where the window allows: "columns" (a temporal window over a map of more than
+    one token: each window is an (N, H * W) matrix mixed from the left) and "rows" (each window one row of N
+    tokens mixed from the right: a view when a window is contiguous in memory, such as a window covering the
+    map, else one partition copy). ``forward`` writes ``(W u + b) * v`` into ``out`` and returns the mixed
+    tokens when backward needs them; ``backward`` writes du and dv and returns the gradients of W and b.
+    """
+
+    def __init__(self, shape: Sequence[int], window: tuple[int, int, int]) -> None:
+        self.gamma, self.rows_per_group, T, H, W = shape
+        self.window, (wt, wh, ww) = window, window
+        self.N = wt * wh * ww
+        self.columns = wh == ww == 1 and H * W > 1
+        self.split = (shape[0], shape[1], T // wt, wt, H // wh, wh, W // ww, ww)
+        self.contiguous = (ww == W and (wh == H or wt == 1)) or wt == wh == 1
+
+    def cols(self, x: torch.Tensor) -> torch.Tensor:
+        """(gamma * R, N, H * W) view: every temporal window's frames as rows."""
+        return x.reshape(-1, self.N, x.shape[-2] * x.shape[-1])
+
+    def win(self, x: torch.Tensor) -> torch.Tensor:
+        """(gamma, VB, nt, nh, nw, wt, wh, ww) view: window index, then the tokens of the window."""
+        return x.view(self.split).permute(0, 1, 2, 4, 6, 3, 5, 7)
+
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """(gamma, R, N): one row per window; a view when windows are contiguous, else a copy."""
+        return self.win(x).reshape(self.gamma, -1, self.N)
+
+    def expanded(self, weights: torch.Tensor, R: int) -> torch.Tensor:
+        return weights[:, None].expand(self.gamma, R, self.N, self.N).reshape(-1, self.N, self.N)
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor, out: torch.Tensor, weights: torch.Tensor,
+                bias: torch.Tensor, keep: bool) -> torch.Tensor | None:
+        N = self.N
+        if self.columns:
+            cu, cv, co = self.cols(u), self.cols(v), self.cols(out)
+            w = self.expanded(weights, cu.shape[0] // self.gamma)
+            if not keep:
+                torch.baddbmm(bias.view(1, N, 1), w, cu, out=co).mul_(cv)
+                return None
+            mixed = torch.baddbmm(bias.view(1, N, 1), w, cu)
+            torch.mul(mixed, cv, out=co)
+            return mixed
+        if self.contiguous and not keep:
+            torch.baddbmm(bias.view(1, 1, N), self.rows(u), weights.transpose(1, 2), out=self.rows(out))
+            self.rows(out).mul_(self.rows(v))
+            return None
+        mixed = torch.baddbmm(bias.view(1, 1, N), self.rows(u), weights.transpose(1, 2))
+        torch.mul(mixed.view(self.split[:2] + self.split[2::2] + self.split[3::2]), self.win(v), out=self.win(out))
+        return mixed
+
+    def backward(self, dg: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mixed: torch.Tensor,
+                 weights: torch.Tensor, du: torch.Tensor, dv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.columns:
+            cg, cu = self.cols(dg), self.cols(u)
+            R = cu.shape[0] // self.gamma
+            dm = cg * self.cols(v)
+            torch.mul(cg, mixed, out=self.cols(dv))
+            torch.bmm(self.expanded(weights.transpose(1, 2), R), dm, out=self.cols(du))
+            dw = torch.bmm(dm, cu.transpose(1, 2)).view(self.gamma, R, self.N, self.N).sum(1)
+            return dw, dm.sum((0, 2))
+        shape = self.split[:2] + self.split[2::2] + self.split[3::2]
+        if self.contiguous:
+            dm = self.rows(dg) * self.rows(v)
+            torch.mul(self.rows(dg), mixed, out=self.rows(dv))
+            torch.bmm(dm, weights, out=self.rows(du))
+        else:
+            dm = dg.new_empty(mixed.shape)
+            torch.mul(self.win(dg), self.win(v), out=dm.view(shape))
+            torch.mul(self.win(dg), mixed.view(shape), out=self.win(dv))
+            self.win(du).copy_(torch.bmm(dm, weights).view(shape))
+        dw = torch.bmm(dm.transpose(1, 2), self.rows(u))
+        return dw, dm.sum((0, 1))
+
+
+class _ChannelMajorMix(torch.autograd.Function):
+    """Every gating unit of a residual step on its channel-major slice of ``y`` (see `mix_channel_major`).
+
+    Backward is the transposed batched matmuls in the same layouts (no layout copies beyond the forward's);
+    it saves u, v (views of ``y``) and the mixed tokens, as autograd does for the channels-last unit.
+    """
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, thw: tuple[int, ...], gates: Sequence[PositionalGatingUnit],
+                *params: torch.Tensor) -> torch.Tensor:
+        keep = any(ctx.needs_input_grad)
+        C = y.shape[0] // (2 * len(gates))
+        g = y.new_empty(len(gates) * C, y.shape[1])
+        saved, ctx.plans = [], []
+        with torch.autocast(y.device.type, enabled=False):
+            for i, gate in enumerate(gates):
+                weights, bias = params[2 * i].to(y.dtype), params[2 * i + 1].to(y.dtype)
+                u, v, out = y[2 * C * i: 2 * C * i + C], y[2 * C * i + C: 2 * C * (i + 1)], g[C * i: C * (i + 1)]
+                plan = _Plan(gate, C, thw)
+                mixed = plan.forward(u, v, out, weights, bias, keep)
+                ctx.plans.append(plan)
+                saved.append(mixed)
+        if keep:
+            ctx.save_for_backward(y, *params, *saved)
+        return g
+
+    @staticmethod
+    def backward(ctx, dg: torch.Tensor):
+        y, *rest = ctx.saved_tensors
+        n = len(ctx.plans)
+        params, saved = rest[: 2 * n], rest[2 * n:]
+        dg = dg.contiguous()
+        C = y.shape[0] // (2 * n)
+        dy = torch.empty_like(y)
+        grads = []
+        with torch.autocast(y.device.type, enabled=False):
+            for i, plan in enumerate(ctx.plans):
+                weights = params[2 * i].to(y.dtype)
+                rows = slice(2 * C * i, 2 * C * i + C), slice(2 * C * i + C, 2 * C * (i + 1))
+                dw, db = plan.backward(dg[C * i: C * (i + 1)].to(y.dtype), y[rows[0]], y[rows[1]], saved[i],
+                                       weights, dy[rows[0]], dy[rows[1]])
+                grads += [dw.to(params[2 * i].dtype), db.to(params[2 * i + 1].dtype)]
+        return (dy, None, None, *grads)
+
+
+class _Plan:
+    """One gating unit's mixing of a channel-major (C, B*T*H*W) slice: padding (zero tokens) and a `_Kernel`."""
+
+    def __init__(self, gate: PositionalGatingUnit, C: int, thw: Sequence[int]) -> None:
+        B, T, H, W = thw
+        self.window = gate.runtime_window(T, H, W)
+        win3 = _window3(gate.kind, self.window)
+        self.size = (T, H, W)
+        self.pad = [-n % w for n, w in zip(self.size, win3)]
+        self.shape = (gate.gamma, C // gate.gamma * B, T, H, W)
+        padded = self.shape[:2] + tuple(n + p for n, p in zip(self.size, self.pad))
+        self.kernel = _Kernel(padded, win3)
+
+    def _in(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view(self.shape)
+        return F.pad(x, (0, self.pad[2], 0, self.pad[1], 0, self.pad[0])) if any(self.pad) else x
+
+    def _out(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(buffer to write, final view): a padded temporary when the map is padded."""
+        x = x.view(self.shape)
+        if not any(self.pad):
+            return x, x
+        return x.new_empty(self.kernel.split[:2] + tuple(n + p for n, p in zip(self.size, self.pad))), x
+
+    def _crop(self, buffer: torch.Tensor, target: torch.Tensor) -> None:
+        if buffer is not target:
+            T, H, W = self.size
+            target.copy_(buffer[..., :T, :H, :W])
+
+    def forward(self, u, v, out, weights, bias, keep):
+        buffer, target = self._out(out)
+        mixed = self.kernel.forward(self._in(u), self._in(v), buffer, weights, bias, keep)
+        self._crop(buffer, target)
+        return mixed
+
+    def backward(self, dg, u, v, mixed, weights, du, dv):
+        (du_buf, du_t), (dv_buf, dv_t) = self._out(du), self._out(dv)
+        grads = self.kernel.backward(self._in(dg), self._in(u), self._in(v), mixed, weights, du_buf, dv_buf)
+        self._crop(du_buf, du_t)
+        self._crop(dv_buf, dv_t)
+        return grads
+
+
+def mix_channel_major(gates: Sequence[PositionalGatingUnit], y: torch.Tensor, thw: Sequence[int]) -> torch.Tensor:
+    """Gating units on channel-major activations: ``y`` is (len(gates) * 2C, B*T*H*W), per unit its u rows then
+    its v rows, each in the unit's `group_order`; returns (len(gates) * C, B*T*H*W), per unit (W u + b) * v in
+    the same order. Differentiable (input, tables and token biases); the counterpart of ``forward``'s
+    channels-last layout."""
+    B, T, H, W = (int(n) for n in thw)
+    params = []
+    for gate in gates:
+        params += gate.mixing_weights(gate.runtime_window(T, H, W))
+    return _ChannelMajorMix.apply(y, (B, T, H, W), tuple(gates), *params)
 
 
 class PositionalGatingUnit(nn.Module):
@@ -199,11 +392,18 @@ class PositionalGatingUnit(nn.Module):
         if window != self.window:
             centre = [axis == "t" for axis in AXES[self.kind]]
             table, bias = resize_position_params(table, bias, self.window, window, centre)
-        expanded = table.t().contiguous()[:, index], bias  # (gamma, N, N), contiguous for bmm
+        # (gamma, N, N), contiguous for bmm; the table's gradient is the expanded one summed through the index
+        # (index_select's backward is an index_add_)
+        n = index.shape[0]
+        expanded = table.t().contiguous().index_select(1, index.view(-1)).view(-1, n, n), bias
         if use_cache:  # the aliases keep the storage alive, so its address identifies it
             p, b = self.relative_position_bias_table, self.token_bias
             self._cache[window] = (p.detach(), p._version, b.detach(), b._version, expanded)
         return expanded
+
+    def channel_order(self) -> torch.Tensor:
+        """The unit's channel-major row order (`group_order`): the layout `mix_channel_major` takes."""
+        return group_order(self.dim, self.gamma).to(self.relative_position_index.device)
 
     def _index(self, window: tuple[int, ...]) -> torch.Tensor:
         """The (N, N) index for `window`; built once per window and device (it depends on nothing else)."""

@@ -11,15 +11,28 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from posmlp_video.models.gating import PositionalGatingUnit
+from posmlp_video.models.gating import PositionalGatingUnit, mix_channel_major
 
 BLOCK_TYPES = ("parallel", "sequential", "joint", "spatial", "temporal")
+# How each block type updates the residual stream: a sequence of steps, each the names of the branches whose
+# outputs are summed into one residual update (all branches of a step read the step's input). Read by the
+# block's forward (either layout), the inference fast path, analysis.biases and analysis.complexity.
+STEPS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "parallel": (("temporal", "spatial"),),  # the authors': x + dp(S(x) + T(x))
+    "sequential": (("temporal",), ("spatial",)),
+    "joint": (("joint",),),
+    "spatial": (("spatial",),),
+    "temporal": (("temporal",),),
+}
+LAYOUTS = ("channel_major", "channels_last")
+FOLDED = ("fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias")  # a step's weights in the channel-major layout
 
 
 def _to_channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -77,6 +90,58 @@ class GatedBranch(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.fc2(self.gate(self.act(self.fc1(self.norm(x))))))
 
+    def channel_major_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """fc1 with the LayerNorm's affine folded in and its rows in the gate's channel order (u then v), and
+        fc2's weight with its columns in that order: the same branch on normalised, channel-major activations.
+
+        Differentiable, so training reaches the original parameters (checkpoint keys do not change).
+        """
+        order = self.gate.channel_order()
+        rows = torch.cat([order, order + self.gate.dim])
+        fc1_weight = (self.fc1.weight * self.norm.weight)[rows]
+        fc1_bias = (self.fc1.bias + self.fc1.weight @ self.norm.bias)[rows]
+        return fc1_weight, fc1_bias, self.fc2.weight[:, order]
+
+
+def _same(values: Sequence[Any], what: str) -> Any:
+    if any(v != values[0] for v in values[1:]):
+        raise ValueError(f"branches of one residual step must share their {what}")
+    return values[0]
+
+
+def step_weights(branches: Sequence[GatedBranch]) -> tuple[torch.Tensor, ...]:
+    """``(fc1_weight, fc1_bias, fc2_weight, fc2_bias)`` of a step's branches for `channel_major_step`: the
+    branches' `GatedBranch.channel_major_weights` concatenated (fc1 rows, fc2 columns), fc2's biases summed."""
+    parts = [b.channel_major_weights() for b in branches]
+    return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts], 1),
+            sum(b.fc2.bias for b in branches))
+
+
+def channel_major_step(x: torch.Tensor, branches: Sequence[GatedBranch], drop_path: nn.Module,
+                       weights: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    """``x + drop_path(sum of the branches(x))`` with one normalisation, one fc1 that writes channel-major,
+    the gates' copy-free mixing (`mix_channel_major`) and fc2 reading that layout as a transposed operand.
+
+    `weights` is ``(fc1_weight, fc1_bias, fc2_weight, fc2_bias)`` of all branches concatenated (fc2's bias
+    summed), computed here from the branches unless given (the inference fast path folds them once).
+    """
+    norm = branches[0].norm
+    eps, shape = _same([b.norm.eps for b in branches], "LayerNorm eps"), norm.normalized_shape
+    act = branches[0].act
+    _same([(type(b.act), getattr(b.act, "approximate", None)) for b in branches], "activation")
+    fc1_weight, fc1_bias, fc2_weight, fc2_bias = weights or step_weights(branches)
+    *thw, C = x.shape
+    tokens = x.reshape(-1, C)
+    y = act(torch.addmm(fc1_bias[:, None], fc1_weight, F.layer_norm(tokens, shape, eps=eps).t()))
+    g = mix_channel_major([b.gate for b in branches], y, thw)  # (branches * C, tokens)
+    split = drop_path.training and not isinstance(drop_path, nn.Identity) or any(
+        b.drop.training and b.drop.p > 0 for b in branches)
+    if not split:
+        return torch.addmm(tokens, g.t(), fc2_weight.t()).add_(fc2_bias).view(x.shape)
+    update = sum(b.drop(torch.addmm(b.fc2.bias, g[C * i: C * (i + 1)].t(), fc2_weight[:, C * i: C * (i + 1)].t()))
+                 for i, b in enumerate(branches))
+    return x + drop_path(update.view(x.shape))
+
 
 class PosMLPBlock(nn.Module):
     """One block; `block_type` says how temporal (T), spatial (S) and joint (ST) branches combine.
@@ -101,6 +166,8 @@ class PosMLPBlock(nn.Module):
         if block_type not in BLOCK_TYPES:
             raise ValueError(f"block_type must be one of {BLOCK_TYPES}, got {block_type!r}")
         self.block_type = block_type
+        self.layout = "channel_major"
+        self.folded = False
 
         def branch(kind: str, window: tuple[int, ...]) -> GatedBranch:
             gate = PositionalGatingUnit(dim, kind, window, gamma, adapt_temporal, table_init)
@@ -114,13 +181,36 @@ class PosMLPBlock(nn.Module):
             self.joint = branch("spatiotemporal", (temporal_window, spatial_window, spatial_window))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
+    @property
+    def steps(self) -> tuple[tuple[str, ...], ...]:
+        """The residual steps (`STEPS`): per step, the names of the branches summed into it."""
+        return STEPS[self.block_type]
+
+    def branches(self, step: Sequence[str]) -> list[GatedBranch]:
+        return [getattr(self, name) for name in step]
+
+    def fold_weights(self) -> None:
+        """Freeze each step's channel-major weights (`channel_major_step`) as buffers: for inference only, as
+        later parameter updates do not reach them."""
+        with torch.no_grad():
+            for i, step in enumerate(self.steps):
+                for name, t in zip(FOLDED, step_weights(self.branches(step))):
+                    self.register_buffer(f"step{i}_{name}", t.contiguous(), persistent=False)
+        self.folded = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.block_type == "parallel":
-            return x + self.drop_path(self.spatial(x) + self.temporal(x))
-        if self.block_type == "sequential":
-            x = x + self.drop_path(self.temporal(x))
-            return x + self.drop_path(self.spatial(x))
-        return x + self.drop_path(getattr(self, self.block_type)(x))  # joint, spatial or temporal
+        """Each step in turn; channel-major unless the layout is channels-last or torch.compile traces it."""
+        channels_last = self.layout == "channels_last" or torch.compiler.is_compiling()
+        for i, step in enumerate(self.steps):
+            branches = self.branches(step)
+            if channels_last:
+                x = x + self.drop_path(sum(b(x) for b in branches))
+            else:
+                weights = None
+                if self.folded:
+                    weights = [getattr(self, f"step{i}_{name}") for name in FOLDED]
+                x = channel_major_step(x, branches, self.drop_path, weights)
+        return x
 
 
 class PosMLPStage(nn.Module):
@@ -260,6 +350,15 @@ class PosMLPVideo(nn.Module):
         for stage in self.stages:
             stage.grad_checkpointing = enable
 
+    def set_layout(self, layout: str) -> None:
+        """The blocks' activation layout: "channel_major" (default, faster in training and inference) or
+        "channels_last" (each branch module applied in turn: the reference definition, per-module hooks)."""
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        for stage in self.stages:
+            for block in stage.blocks:
+                block.layout = layout
+
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.head
@@ -390,4 +489,5 @@ def create_model(name: str, **kwargs: Any) -> PosMLPVideo:
     return PosMLPVideo(**{**VARIANTS[name], **kwargs})
 
 
-__all__ = ["BLOCK_TYPES", "PosMLPVideo", "PosMLPBlock", "GatedBranch", "VARIANTS", "create_model"]
+__all__ = ["BLOCK_TYPES", "LAYOUTS", "STEPS", "PosMLPVideo", "PosMLPBlock", "GatedBranch", "VARIANTS",
+           "channel_major_step", "create_model"]

@@ -53,6 +53,7 @@ class DataConfig:
     train_seed: int = 0  # SynthMotion only: the sets are drawn from these seeds
     val_seed: int = 1
     fresh_clips: bool = True  # SynthMotion only: new training clips every epoch (same seed, next indices)
+    real_fraction: float = 0.0  # SynthMotion only: share of real-pixel clips (photo cut-outs; needs `assets fetch`)
     num_frames: int = 8
     input_size: int = 64
     resize_short: int = 64  # short side before cropping (ignored by SynthMotion, generated at input_size)
@@ -108,6 +109,10 @@ class TrainConfig:
     ema_decay: float = 0.999
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
+    # "none" (full fine-tune) or "backbone": train only the classifier (linear probe); the frozen part stays in
+    # eval mode, so BatchNorm statistics and every backbone weight are left exactly as loaded
+    freeze: str = "none"
+    tensorboard: bool = False  # also write TensorBoard scalars (loss and lr per step, metrics per epoch)
 
 
 @dataclass
@@ -236,6 +241,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.ema_decay", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("train.seed", lambda v: 0 <= v < 2**32, "in 0..2^32-1"),
     ("train.device", lambda v: v in ("auto", "cpu", "cuda") or v.startswith("cuda:"), "auto, cpu or cuda[:N]"),
+    ("train.freeze", lambda v: v in ("none", "backbone"), "none or backbone"),
     ("data.train_clips", lambda v: v >= 1, "at least 1"),
     ("data.val_clips", lambda v: v >= 1, "at least 1"),
     ("data.num_frames", lambda v: v >= 1, "at least 1"),

@@ -18,12 +18,14 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from posmlp_video.data import ClipSampler, SynthMotion, TrainTransform, VideoFolder, VideoList, eval_views
+from posmlp_video.data.realset import SPLITS, RealClips
 from posmlp_video.errors import PosMLPError
 from posmlp_video.loading import load_class_names
 from posmlp_video.train.config import AugConfig, DataConfig
 from posmlp_video.views import view_sampler
 
 SYNTHMOTION = "synthmotion"
+SYNTHMOTION_REAL = "synthmotion-real"  # SynthMotion with real pixels only (photo cut-outs over photos)
 
 
 def input_meta(cfg: DataConfig) -> dict[str, Any]:
@@ -79,9 +81,10 @@ class SynthMotionClips(torch.utils.data.Dataset):
     """
 
     def __init__(self, num_clips: int, seed: int, num_frames: int, size: int, transform: Any,
-                 fresh: bool = False) -> None:
+                 fresh: bool = False, real_fraction: float = 0.0) -> None:
         self.num_clips, self.fresh, self.epoch = num_clips, fresh, 0
-        self.source = SynthMotion(num_clips * (1 << 20 if fresh else 1), seed, num_frames, size)
+        self.source = SynthMotion(num_clips * (1 << 20 if fresh else 1), seed, num_frames, size,
+                                  real_fraction=real_fraction)
         self.transform = transform
 
     def set_epoch(self, epoch: int) -> None:
@@ -149,30 +152,39 @@ def _video_dataset(source: str, root: str | None, sampler: ClipSampler, transfor
 
 
 def eval_dataset(source: str, meta: Mapping[str, Any], *, num_clips: int, seed: int, test_clips: int = 1,
-                 test_crops: int = 1, root: str | None = None,
-                 class_names: list[str] | None = None) -> tuple[torch.utils.data.Dataset, list[str]]:
+                 test_crops: int = 1, root: str | None = None, class_names: list[str] | None = None,
+                 real_fraction: float = 0.0) -> tuple[torch.utils.data.Dataset, list[str]]:
     """An evaluation set (items (V, 3, T, H, W)) preprocessed as `meta` says, and its class names.
 
-    `source` is "synthmotion" (`num_clips` clips drawn from `seed`), a folder or an annotation file
-    (`test_clips` temporal views per video). Folder classes are matched to `class_names` by name.
+    `source` is "synthmotion" (`num_clips` clips drawn from `seed`, `real_fraction` of them with real
+    pixels), "synthmotion-real" (real pixels only), a real footage set ("real", "real-heldout": see
+    `posmlp_video.data.realset`), a folder or an annotation file (`test_clips` temporal views per video).
+    Folder classes are matched to `class_names` by name.
     """
     views = EvalViews(meta, test_crops)
     num_frames = int(meta["num_frames"])
-    if source == SYNTHMOTION:
+    if source in (SYNTHMOTION, SYNTHMOTION_REAL):
         size = tuple(int(s) for s in meta["input_size"])
-        return SynthMotionClips(num_clips, seed, num_frames, size, views), list(SynthMotion.class_names)
+        fraction = 1.0 if source == SYNTHMOTION_REAL else real_fraction
+        return (SynthMotionClips(num_clips, seed, num_frames, size, views, real_fraction=fraction),
+                list(SynthMotion.class_names))
+    if source in SPLITS:
+        return RealClips(source, num_frames, views), list(SynthMotion.class_names)
     return _video_dataset(source, root, view_sampler(meta, test_clips), views, int(meta["resize_short"]), class_names, views=True)
 
 
 def build_datasets(data: DataConfig, aug: AugConfig) -> Datasets:
     """Training and validation sets from the config; SynthMotion's are generated from their seeds."""
+    if data.val in SPLITS:
+        raise PosMLPError(f"data.val={data.val}: real footage is evaluation only (choosing epochs on it would tune "
+                          "on it); validate on synthmotion")
     if data.train == SYNTHMOTION and data.train_seed == data.val_seed:
         raise PosMLPError("data.train_seed and data.val_seed must differ: validation clips would be training clips")
     class_names = load_class_names(data.labels) if data.labels else None
     if data.train == SYNTHMOTION:
         transform = ClipTrainTransform(data, aug, SynthMotion.flip_pairs)
         train = SynthMotionClips(data.train_clips, data.train_seed, data.num_frames, data.input_size, transform,
-                                 fresh=data.fresh_clips)
+                                 fresh=data.fresh_clips, real_fraction=data.real_fraction)
         train_names = list(SynthMotion.class_names)
     else:
         transform = ClipTrainTransform(data, aug, {})  # mirror without changing labels (when aug.hflip)
@@ -181,7 +193,8 @@ def build_datasets(data: DataConfig, aug: AugConfig) -> Datasets:
                                             class_names, views=False)
     val, val_names = eval_dataset(data.val, input_meta(data), num_clips=data.val_clips, seed=data.val_seed,
                                   test_clips=data.test_clips, test_crops=data.test_crops, root=data.root,
-                                  class_names=train_names if data.val != SYNTHMOTION else None)
+                                  class_names=train_names if data.val != SYNTHMOTION else None,
+                                  real_fraction=data.real_fraction)
     if val_names != train_names:
         raise PosMLPError(f"training and validation classes differ ({len(train_names)} vs {len(val_names)} classes)")
     return Datasets(train, val, train_names)

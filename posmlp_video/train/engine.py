@@ -57,6 +57,32 @@ from posmlp_video.train.distributed import (
     init_distributed,
 )
 
+HEAD = ("head", "head_drop")  # what a linear probe trains (train.freeze=backbone)
+
+
+def freeze_backbone(model: PosMLPVideo) -> None:
+    """Stop gradients to everything but the classifier (a linear probe on the loaded features)."""
+    for name, child in model.named_children():
+        if name not in HEAD:
+            child.requires_grad_(False)
+
+
+def backbone_eval(model: PosMLPVideo) -> None:
+    """Put everything but the classifier in eval mode: a frozen backbone keeps its BatchNorm statistics and
+    runs without drop path, so its output is exactly what the loaded weights compute."""
+    for name, child in model.named_children():
+        if name not in HEAD:
+            child.eval()
+
+
+def tensorboard_writer(out: Path) -> Any:
+    """A SummaryWriter logging to ``out/tensorboard`` (a clear error when tensorboard is not installed)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise PosMLPError("train.tensorboard=true needs tensorboard: pip install 'posmlp-video[tensorboard]'") from None
+    return SummaryWriter(str(out / "tensorboard"))
+
 
 def check_config(cfg: Config, device: torch.device) -> None:
     """Reject settings that cannot work before any data is generated or model built."""
@@ -132,9 +158,14 @@ def build_model(cfg: Config, num_classes: int) -> PosMLPVideo:
 def train_one_epoch(cfg: Config, ddp_model: nn.Module, model: nn.Module, loader: DataLoader,
                     optimizer: torch.optim.Optimizer, scheduler: Any, criterion: nn.Module, mixup: Mixup | None,
                     ema: ModelEmaV3 | None, scaler: torch.amp.GradScaler, device: torch.device, num_updates: int,
-                    desc: str, progress: bool) -> tuple[float, int, int]:
-    """One pass over `loader`; returns (mean loss over all processes, optimizer steps so far, clips seen here)."""
+                    desc: str, progress: bool, writer: Any = None) -> tuple[float, int, int]:
+    """One pass over `loader`; returns (mean loss over all processes, optimizer steps so far, clips seen here).
+
+    `writer` (a TensorBoard SummaryWriter, rank 0) gets this process's loss and the lr at every optimizer step.
+    """
     ddp_model.train()
+    if cfg.train.freeze == "backbone":
+        backbone_eval(model)
     accum = cfg.train.accum_steps
     steps = len(loader) // accum * accum  # an incomplete accumulation at the end is dropped
     loss_sum, clips = torch.zeros((), device=device), 0
@@ -171,6 +202,9 @@ def train_one_epoch(cfg: Config, ddp_model: nn.Module, model: nn.Module, loader:
             scheduler.step_update(num_updates)
             if ema is not None:
                 ema.update(model, step=num_updates)
+            if writer is not None:
+                writer.add_scalar("train/loss", loss.item(), num_updates)
+                writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], num_updates)
         loss_sum += loss.detach().float() * len(labels)
         clips += len(labels)
         bar.update()
@@ -241,6 +275,8 @@ def _train(cfg: Config, dist: DistInfo) -> dict[str, Any]:
         if device.type != "cuda":
             raise PosMLPError("model.sync_bn needs CUDA devices (torch's SyncBatchNorm has no CPU implementation)")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if cfg.train.freeze == "backbone":
+        freeze_backbone(model)
     model.to(device)
     model.set_grad_checkpointing(cfg.model.grad_checkpointing)
     global_batch = cfg.train.batch_size * cfg.train.accum_steps * dist.world_size
@@ -291,6 +327,7 @@ def _train(cfg: Config, dist: DistInfo) -> dict[str, Any]:
     if cfg.model.compile:
         ddp_model = torch.compile(ddp_model)
 
+    writer = tensorboard_writer(out) if cfg.train.tensorboard and main else None
     for epoch in range(start_epoch, cfg.train.epochs):
         if isinstance(train_sampler, DistributedSampler):
             train_sampler.set_epoch(epoch)
@@ -299,7 +336,7 @@ def _train(cfg: Config, dist: DistInfo) -> dict[str, Any]:
         start = time.perf_counter()
         train_loss, num_updates, clips = train_one_epoch(
             cfg, ddp_model, model, train_loader, optimizer, scheduler, criterion, mixup, ema, scaler, device,
-            num_updates, f"epoch {epoch + 1}/{cfg.train.epochs}", main,
+            num_updates, f"epoch {epoch + 1}/{cfg.train.epochs}", main, writer,
         )
         train_time = time.perf_counter() - start
         result = evaluate_model(ema.module if ema is not None else model, val_loader, data.class_names, device,
@@ -325,8 +362,14 @@ def _train(cfg: Config, dist: DistInfo) -> dict[str, Any]:
             print(f"epoch {record['epoch']}/{cfg.train.epochs}  loss {train_loss:.4f}  val top-1 {result.top1:.2f}%  "
                   f"top-5 {result.top5:.2f}%  {record['clips_per_s']:.1f} clips/s  {record['epoch_time_s']:.0f} s",
                   flush=True)
+        if writer is not None:  # per epoch, and flushed: a run killed later keeps every finished epoch
+            for key in ("train_loss", "val_top1", "val_top5", "clips_per_s", "epoch_time_s"):
+                writer.add_scalar(f"epoch/{key}", record[key], record["epoch"])
+            writer.flush()
         best_top1 = max(best_top1, record["val_top1"])
 
+    if writer is not None:
+        writer.close()
     summary = dict(best=max(history, key=lambda r: r["val_top1"]), output_dir=str(out))
     if main:
         summary["model"] = str(export(cfg, model, data.class_names, out))
