@@ -160,8 +160,8 @@ def test_an_oversized_upload_is_refused_before_its_body_arrives(app_server):
 def test_an_abandoned_upload_leaves_no_partial_file(app_server):
     port = int(app_server.url.rsplit(":", 1)[1].strip("/"))
     folder = Path(os.environ["GRADIO_TEMP_DIR"])
-    partials = lambda: [p for p in folder.iterdir() if p.is_file()]  # noqa: E731
-    assert not partials()
+    before = {p for p in folder.iterdir() if p.is_file()}
+    partials = lambda: [p for p in folder.iterdir() if p.is_file() and p not in before]  # noqa: E731
     sock, _ = _post_head(port, 50 << 20)
     sock.sendall(b"\0" * (4 << 20))  # 4 of the announced 50 MB, then the client goes away
     deadline = time.monotonic() + 30
@@ -187,8 +187,9 @@ def test_sigterm_removes_the_work_folder_and_the_upload_cache(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 480  # importing torch and Gradio on a loaded 2-core machine
+        while True:
+            assert time.monotonic() < deadline and server.poll() is None, "the app did not start"
             try:
                 if httpx.get(url, timeout=5).status_code == 200:
                     break
@@ -205,4 +206,5 @@ def test_sigterm_removes_the_work_folder_and_the_upload_cache(tmp_path):
         if server.poll() is None:
             server.kill()
     assert server.returncode == 0, server.stderr.read()
-    assert list(temp.iterdir()) == []
+    assert not [p for p in temp.iterdir() if p.name.startswith("posmlp-app-")]
+    assert not [p for p in temp.rglob("*") if p.is_file()]  # Gradio may leave its empty default folder
