@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -178,10 +177,11 @@ def test_user_errors_escape_control_characters_wherever_shown():
 
 @pytest.mark.parametrize("name", ["wide_png", "hls_absolute"])
 def test_cli_answers_hostile_files_with_one_line(checkpoint, hostile_corpus, capsys, name):
-    start = time.perf_counter()
+    """(How fast they are refused is asserted on the decoder itself in test_data_decode.py: loading the
+    checkpoint dominates a CLI call's time.)"""
     code = main(["predict", str(hostile_corpus[name]), "--checkpoint", str(checkpoint)])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and time.perf_counter() - start < 5
+    assert code == 1 and err.count("\n") == 1
     assert ("unusable aspect ratio" if name == "wide_png" else "playlist/indirection") in err
 
 
