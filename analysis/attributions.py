@@ -15,7 +15,7 @@ normalisation, i.e. the dataset's mean colour), ``"black"`` (black frames), or a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +148,52 @@ def _stage_tap(model: nn.Module, stage: int) -> tuple[nn.Module, Any]:
     return tap, stages[stage].register_forward_hook(hook)
 
 
+def evaluations(method: str, shape: Sequence[int], **options: Any) -> int:
+    """How many forward passes `attribute` makes for `method` on a clip of model input ``(T, H, W)`` (one
+    progress step each): the first pass for the logits, then Captum's batches or occlusion windows."""
+    T, H, W = shape
+    smooth = int(options.get("noise_tunnel") or 0)
+    if method == "integrated_gradients":
+        steps, batch = int(options.get("steps", 32)), int(options.get("internal_batch_size", 8))
+        per_sample = math.ceil(steps / batch) + 2  # the path in batches, then F(x) and F(baseline) for the delta
+        if smooth:
+            return 1 + smooth * math.ceil(steps / batch) + 2 * smooth
+        return 1 + per_sample
+    if method == "saliency":
+        return 1 + (smooth or 1)
+    if method == "grad_cam":
+        return 2
+    if method == "frame_occlusion":
+        patch = stride = (1, H, W)
+    else:
+        patch = _triple(options.get("patch", (2, 16, 16)), "patch")
+        stride = _triple(options.get("stride", patch), "stride")
+    windows = math.prod(max(0, math.ceil((n - p) / s)) + 1 for n, p, s in zip((T, H, W), patch, stride))
+    return 2 + math.ceil(windows / int(options.get("perturbations_per_eval", 4)))
+
+
+def cam_stages(model: nn.Module, meta: Mapping[str, Any]) -> list[tuple[int, int, int]]:
+    """The ``(T, H, W)`` map of every stage's output for the checkpoint's input: what Grad-CAM can resolve."""
+    stages = getattr(model, "stages", None)
+    if stages is None:
+        raise AnalysisError(f"grad_cam needs a PosMLP-Video model with .stages, got {type(model).__name__}")
+    sizes: list[tuple[int, int, int]] = []
+    handles = [stage.register_forward_hook(lambda _m, _i, out: sizes.append(tuple(out.shape[1:4]))) for stage in stages]
+    device = next(model.parameters(), torch.empty(0)).device
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, int(meta["num_frames"]), *meta["input_size"], device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sizes
+
+
+def default_cam_stage(sizes: Sequence[tuple[int, int, int]]) -> int:
+    """The deepest stage whose map is larger than 1 x 1 (a 1 x 1 map cannot say where), else the first."""
+    return max((i for i, (_, h, w) in enumerate(sizes) if h * w > 1), default=0)
+
+
 def _run(method: str, model: nn.Module, x: torch.Tensor, base: torch.Tensor, target: int,
          options: dict[str, Any]) -> tuple[torch.Tensor, float | None]:
     """(attribution (T, H, W), delta or None) for one method; `options` is consumed."""
@@ -204,6 +250,7 @@ def attribute(
     *,
     meta: Mapping[str, Any] | None = None,
     baseline: str | np.ndarray = "mean",
+    progress: Callable[[int, int], None] | None = None,
     **options: Any,
 ) -> Attribution:
     """Explain one clip's prediction with a Captum method; `target=None` explains the top-1 class.
@@ -217,6 +264,9 @@ def attribute(
         grad_cam: ``stage`` (-1, the last): Grad-CAM on that stage's output, upsampled to (T, H, W).
         integrated_gradients and saliency also take ``noise_tunnel=n`` (SmoothGrad over n noisy copies,
         ``nt_stdev`` = 0.1 in normalised units).
+
+    `progress(done, total)` is called after every forward pass of the model (``total`` from `evaluations`);
+    an exception it raises stops the attribution there (the app's cancel button).
     """
     if method not in METHODS:
         raise AnalysisError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
@@ -231,6 +281,15 @@ def attribute(
     recorded = dict(options, baseline=baseline if isinstance(baseline, str) else "clip")
     was_training = model.training
     model.eval()
+    handle = None
+    if progress is not None:
+        total, done = evaluations(method, x.shape[2:], **options), [0]
+
+        def step(*_: Any) -> None:
+            done[0] += 1
+            progress(min(done[0], total), total)
+
+        handle = model.register_forward_hook(step)
     try:
         with torch.no_grad():
             logits = model(torch.cat([x, base]))
@@ -244,6 +303,8 @@ def attribute(
         values, delta = _run(method, model, x, base, target, options)
     finally:
         model.train(was_training)
+        if handle is not None:
+            handle.remove()
     names = (meta or {}).get("class_names")
     return Attribution(
         values=values.detach().float().cpu().numpy(), clip=frames, target=target,

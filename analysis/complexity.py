@@ -69,8 +69,9 @@ def complexity_table(model: nn.Module, num_frames: int | None = None,
         total_mixing = [a + b for a, b in zip(total_mixing, mixing)]
         rows.append(dict(part=f"stage {i}", params=_params(stage), flops=flops(f"stages.{i}"),
                          mixing_params=mixing[0], mixing_flops=mixing[1]))
-        rows.append(dict(part=f"stage {i} downsample", params=_params(stage.downsample),
-                         flops=flops(f"stages.{i}.downsample"), mixing_params=0, mixing_flops=0))
+        if _params(stage.downsample) or flops(f"stages.{i}.downsample"):  # stage 0 has none: no all-zero row
+            rows.append(dict(part=f"stage {i} downsample", params=_params(stage.downsample),
+                             flops=flops(f"stages.{i}.downsample"), mixing_params=0, mixing_flops=0))
         rows += [dict(part=f"stage {i} {kind}", **row) for kind, row in units.items()]
     rows.append(dict(part="head", params=_params(model.norm) + _params(model.head), flops=flops("head"),
                      mixing_params=0, mixing_flops=0))

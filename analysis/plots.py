@@ -19,10 +19,13 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import CenteredNorm
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from analysis.attributions import Attribution
 from analysis.biases import BiasTable, select
 from analysis.errors import AnalysisError
+from analysis.mixing import MixingRow
 
 CMAP = "RdBu_r"
 FORMATS = ("png", "pdf", "svg")
@@ -186,6 +189,120 @@ def plot_temporal_importance(importance: np.ndarray, title: str = "temporal impo
     ax.set_xlabel("frame")
     ax.set_ylabel("importance")
     ax.set_title(title, fontsize=9)
+    return fig
+
+
+def plot_attribution_strip(result: Attribution, ncols: int | None = None, panel: float = 1.5) -> Figure:
+    """The frames the model saw above their signed attribution maps, one column per frame, numbered.
+
+    Red is evidence for the target class, blue against it, on one zero-centred scale for the whole clip
+    (colour bar on the right) so frames compare; the title of each column gives the frame number and its sum.
+    """
+    T = len(result.clip)
+    ncols = ncols or T
+    nrows = math.ceil(T / ncols)
+    fig = Figure(figsize=(panel * ncols + 1.2, 2 * panel * nrows + 0.7), layout="constrained")
+    axes = fig.subplots(2 * nrows, ncols, squeeze=False)
+    values = result.values
+    top = float(np.percentile(np.abs(values), 99.5)) or float(np.abs(values).max()) or 1.0
+    norm = CenteredNorm(vcenter=0.0, halfrange=top)
+    sums = result.temporal_importance()
+    for t in range(nrows * ncols):
+        r, c = 2 * (t // ncols), t % ncols
+        for ax in (axes[r, c], axes[r + 1, c]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if t >= T:
+            axes[r, c].set_visible(False)
+            axes[r + 1, c].set_visible(False)
+            continue
+        axes[r, c].imshow(result.clip[t], interpolation="nearest")
+        axes[r, c].set_title(f"frame {t}", fontsize=8)
+        im = axes[r + 1, c].imshow(values[t], cmap=CMAP, norm=norm, interpolation="nearest")
+        axes[r + 1, c].set_title(f"sum {sums[t]:+.3g}", fontsize=7)
+    axes[0, 0].set_ylabel("frame", fontsize=8)
+    axes[1, 0].set_ylabel("attribution", fontsize=8)
+    target = result.target_name or f"class {result.target}"
+    fig.suptitle(f"{result.method} for {target}\nred: for the class, blue: against (scale clipped at the 99.5th "
+                 "percentile of |values|)", fontsize=9)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="attribution")
+    return fig
+
+
+def _outline(ax: Axes, x: float, y: float, w: float = 1.0, h: float = 1.0, colour: str = "k", lw: float = 1.5) -> None:
+    ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor=colour, lw=lw))
+
+
+def plot_mixing(row: MixingRow, key: Sequence[int] | None = None) -> Figure:
+    """One query's mixing weights on the window grid, beside the offset table they were read from.
+
+    Left: the weight of every key token (spatial: h x w grid, the query boxed; temporal: the whole T x T
+    Toeplitz matrix with the query frame's row boxed). Right: the group's offset table, the cells this query
+    reads boxed. With `key`, that key token and the table cell of its offset are boxed in green.
+    """
+    norm = _norm([row.table])
+    cell = row.table_cell(key) if key is not None else None
+    if row.unit == "temporal":
+        fig = Figure(figsize=(9, 3.6), layout="constrained")
+        left, right = fig.subplots(1, 2, width_ratios=[1, 1.4])
+        t = row.window[0]
+        im = left.imshow(row.matrix, cmap=CMAP, norm=norm, interpolation="nearest")
+        _outline(left, 0, row.query[0], w=t, colour="k", lw=2)
+        if key is not None:
+            _outline(left, key[0], row.query[0], colour="lime", lw=2.5)
+        left.set_xlabel("key frame")
+        left.set_ylabel("query frame")
+        left.set_title(f"T x T mixing matrix (row: query frame {row.query[0]})", fontsize=9)
+        offsets = np.arange(-(t - 1), t)
+        read = np.zeros(len(offsets), bool)
+        read[np.ravel(row.index)] = True
+        right.bar(offsets, row.table, color=np.where(read, "C0", "0.8"), edgecolor="k", linewidth=0.3)
+        if cell is not None:
+            right.bar(offsets[cell[0]], row.table[cell[0]], color="none", edgecolor="lime", linewidth=2.5)
+        right.axhline(0, color="0.4", lw=0.6)
+        right.axvline(0, color="0.4", lw=0.6, ls=":")
+        right.set_xlabel(AXIS_LABEL["t"] + " = query - key")
+        right.set_ylabel("weight")
+        right.set_title("offset table (blue: offsets this query reads)", fontsize=9)
+        fig.colorbar(im, ax=left, shrink=0.8, label="weight")
+    else:
+        panels = 1 if row.unit == "spatial" else row.window[0]
+        fig = Figure(figsize=(4 + 2.6 * panels, 3.4 * (1 if panels == 1 else 1.6)), layout="constrained")
+        grid = fig.subfigures(1, 2, width_ratios=[1, 1.6] if panels == 1 else [1, 1.8])
+        weights = row.weights[None] if panels == 1 else row.weights
+        table = row.table[None] if panels == 1 else row.table
+        q = row.query[-2:]
+        axes_l = grid[0].subplots(1, panels, squeeze=False)[0]
+        for i, ax in enumerate(axes_l):
+            im = ax.imshow(weights[i], cmap=CMAP, norm=norm, interpolation="nearest")
+            ax.set_xlabel("w")
+            ax.set_ylabel("h")
+            ax.set_title(f"key frame {i}" if panels > 1 else "weight of each key token", fontsize=8)
+            if panels == 1 or i == row.query[0]:
+                ax.plot(q[1], q[0], marker="*", color="k", ms=10)
+                _outline(ax, q[1], q[0], colour="k", lw=2)
+            if key is not None and (panels == 1 or i == key[0]):
+                _outline(ax, key[-1], key[-2], colour="lime", lw=2.5)
+        grid[0].suptitle(f"{row.name}, group {row.group}: query {tuple(row.query)}", fontsize=9)
+        axes_r = grid[1].subplots(1 if panels == 1 else 2, max(1, math.ceil(len(table) / (1 if panels == 1 else 2))),
+                                  squeeze=False).ravel().tolist()
+        h, w = row.window[-2:]
+        for i, ax in enumerate(axes_r):
+            if i >= len(table):
+                ax.set_visible(False)
+                continue
+            dt = i - (row.window[0] - 1) if panels > 1 else None
+            im = _heatmap(ax, table[i], norm, "offset table" if dt is None else f"Δt = {dt}")
+            ax.axhline(0, color="0.3", lw=0.5, ls=":")
+            ax.axvline(0, color="0.3", lw=0.5, ls=":")
+            if panels == 1 or 0 <= row.query[0] - dt < row.window[0]:
+                _outline(ax, q[1] - (w - 1), q[0] - (h - 1), w=w, h=h, colour="k", lw=1.2)
+            if cell is not None and (panels == 1 or cell[0] == i):
+                _outline(ax, cell[-1] - (w - 1), cell[-2] - (h - 1), colour="lime", lw=2.5)
+        grid[1].colorbar(im, ax=axes_r, shrink=0.8, label="weight")
+        grid[1].suptitle("read at offset (query - key); box: the cells this query reads", fontsize=8)
+    if row.unit == "temporal":
+        fig.suptitle(f"{row.name}, group {row.group}: query frame {row.query[0]}", fontsize=9)
     return fig
 
 

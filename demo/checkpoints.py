@@ -8,6 +8,7 @@ path lies inside it: traversal and symlinks out are refused) or uploads one. Eve
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 from collections import OrderedDict
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 
 from analysis import BiasTable, complexity_table, format_complexity, relative_position_biases
+from analysis.attributions import cam_stages
 from posmlp_video.card import model_card_markdown
 from posmlp_video.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
 from posmlp_video.errors import CheckpointError
@@ -66,11 +68,16 @@ def check_upload(path: str | Path) -> Path:
 
 @dataclass
 class Loaded:
-    """One loaded checkpoint: the predictor, and what the tabs derive from it (computed once, on demand)."""
+    """One loaded checkpoint: the predictor, and what the tabs derive from it (computed once, on demand).
+
+    Classify runs the predictor's model under `lock`; attributions run on `explainer`, a separate copy under
+    `explain_lock`, so Captum's hooks and autograd never hold up a classification.
+    """
 
     name: str
     predictor: Predictor
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    explain_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -85,15 +92,26 @@ class Loaded:
         return relative_position_biases(self.model)
 
     @cached_property
+    def explainer(self) -> torch.nn.Module:
+        """The model copy attributions run on (made on first use, under `explain_lock`)."""
+        return copy.deepcopy(self.model).eval()
+
+    @cached_property
+    def cam_sizes(self) -> list[tuple[int, int, int]]:
+        """Each stage's (T, H, W) map for this checkpoint's input: the Grad-CAM stage choices."""
+        with self.explain_lock:
+            return cam_stages(self.explainer, self.meta)
+
+    @cached_property
     def complexity(self) -> str:
-        with self.lock:  # FLOP counting runs a forward pass with a global counter mode
-            return format_complexity(complexity_table(self.model))
+        with self.explain_lock:  # FLOP counting runs a forward pass with a counter mode: on the copy
+            return format_complexity(complexity_table(self.explainer))
 
     @cached_property
     def card(self) -> str:
-        """The checkpoint's MODEL_CARD.md text (what `python -m posmlp_video card` prints)."""
-        with self.lock:  # counts FLOPs too
-            return model_card_markdown(self.meta, self.model)
+        """The checkpoint's MODEL_CARD.md text (what `python -m posmlp_video card` prints); counted on the copy."""
+        with self.explain_lock:
+            return model_card_markdown(self.meta, self.explainer)
 
 
 class ModelCache:

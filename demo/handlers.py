@@ -6,9 +6,13 @@ bad checkpoint, bad selection) into a `gr.Error` with its one-line reason, so th
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import gradio as gr
@@ -19,22 +23,45 @@ from analysis import (
     METHODS,
     attribute,
     format_summary,
-    frame_strip,
     get_table,
+    model_mixing_row,
     overlay_video,
     summary,
     table_stats,
 )
+from analysis.attributions import default_cam_stage
 from analysis.interactive import temporal_importance_figure, unit_figure
-from analysis.plots import figure_bytes, plot_table
+from analysis.plots import figure_bytes, plot_attribution_strip, plot_mixing, plot_table
 from demo.checkpoints import DEFAULT_KEY, CheckpointDir, ModelCache, check_upload
+from demo.examples import EXAMPLE_CLASSES
 from demo.scratch import Scratch
+from demo.teaching import mixing_html
+from posmlp_video.card import card_of, is_uncertain, min_prob, scope_summary
+from posmlp_video.data import write_preview
 from posmlp_video.errors import PosMLPError
 
 F = TypeVar("F", bound=Callable[..., Any])
 ALL_GROUPS = -1  # the group selector's "all groups"
 TOP1 = -1  # the target selector's "the model's top-1 class"
-GROUP_COLUMNS = ["group", "locality", "asymmetry", "peak", "spread"]
+GROUP_COLUMNS = ["group", "locality", "asymmetry", "peak offset", "spread"]
+IG_BOUND = 0.05  # completeness error (|delta| / |logit change|) above which the app advises more steps
+ATTRIBUTION_NICE = 19  # attributions run at this niceness: a Classify arriving meanwhile gets the CPU first
+
+
+class Cancelled(PosMLPError):
+    """An attribution stopped by the Cancel button."""
+
+
+def _low_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: per thread; the OpenMP workers it starts inherit it)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ATTRIBUTION_NICE)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
+# One attribution at a time, on its own low-priority thread and on its own model copy (`Loaded.explainer`).
+ATTRIBUTIONS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attribution", initializer=_low_priority)
 
 
 def user_errors(fn: F) -> F:
@@ -85,19 +112,79 @@ class Handlers:
         loaded = self.models.get(key)
         prediction = loaded.predictor.predict(_need_video(video), top_k=5, lock=loaded.lock)  # decodes unlocked
         seen = dict(frames=prediction.frames, model_ms=prediction.model_ms, total_ms=prediction.total_ms,
-                    device=str(loaded.predictor.device))
+                    device=str(loaded.predictor.device), top=prediction.top[0], key=key)
         return dict(prediction.top), seen
 
-    @staticmethod
-    def show_seen(seen: dict[str, Any] | None) -> tuple[np.ndarray | None, str]:
-        """The frame strip and a latency line for the last classification."""
+    def show_seen(self, seen: dict[str, Any] | None) -> tuple[np.ndarray | None, str, str]:
+        """The frame strip, a latency line and the confidence note for the last classification."""
         if not seen:
-            return None, ""
+            return None, "", ""
         t, h, w = seen["frames"].shape[:3]
-        return _strip(seen["frames"]), (
-            f"**{seen['total_ms']:.0f} ms** (decode + preprocess {seen['total_ms'] - seen['model_ms']:.0f} ms, "
-            f"model {seen['model_ms']:.0f} ms) on **{seen['device']}**; the model saw {t} frames of {h}x{w}"
-        )
+        timing = (f"**{seen['total_ms']:.0f} ms** (decode + preprocess {seen['total_ms'] - seen['model_ms']:.0f} ms, "
+                  f"model {seen['model_ms']:.0f} ms) on **{seen['device']}**; the model saw {t} frames of {h}x{w}")
+        return _strip(seen["frames"]), timing, self.confidence_note(seen["top"], seen["key"])
+
+    def confidence_note(self, top: tuple[str, float], key: str = DEFAULT_KEY) -> str:
+        """Whether to trust the top prediction, by the checkpoint's calibrated rule (or that it has none)."""
+        meta = self.models.get(key).meta
+        name, p = top
+        uncertain = is_uncertain(meta, p)
+        if uncertain is None:
+            return (f"Top class **{name}** at {p:.0%}. This checkpoint has **no calibrated confidence threshold**, "
+                    f"so the app cannot flag uncertain or out-of-scope clips: it always answers with one of its "
+                    f"{len(meta['class_names'])} classes, even for a clip unlike anything it was trained on.")
+        threshold = min_prob(meta)
+        how = card_of(meta)["confidence"].get("how", "threshold origin not stated")
+        if uncertain:
+            return (f"⚠️ **Uncertain / possibly out of scope**: the top probability {p:.0%} is below this "
+                    f"checkpoint's calibrated threshold {threshold:.0%} ({how}). Do not trust **{name}**; the clip "
+                    f"may show none of the classes the model knows.")
+        return f"Top probability {p:.0%} is at or above the calibrated threshold {threshold:.0%} ({how})."
+
+    @staticmethod
+    def clear_results() -> tuple[None, None, None, str, str]:
+        """Empty Classify outputs (top-5, what the model saw, strip, timing, note): shown before every run."""
+        return None, None, None, "", ""
+
+    def new_clip(self, path: str | None) -> tuple[Any, ...]:
+        """A new clip: an H.264 preview of it, and every Classify output cleared (also when it cannot be read:
+        then a warning says why, and Classify will say it again)."""
+        preview = None
+        if path:
+            try:
+                preview = str(write_preview(path, self.scratch.folder() / "preview.mp4"))
+            except PosMLPError as err:
+                gr.Warning(f"no preview: {err}")
+        return (preview, *self.clear_results())
+
+    @staticmethod
+    def clear_attribution() -> tuple[None, None, None, str]:
+        """Empty Attributions outputs (overlay, strip, curve, text)."""
+        return None, None, None, ""
+
+    # ------------------------------------------------------------------ header and examples
+
+    def header(self, key: str = DEFAULT_KEY) -> str:
+        """What the session's checkpoint knows (from its metadata) and the rule for uncertain predictions."""
+        loaded = self.models.get(key)
+        meta = loaded.meta
+        threshold = min_prob(meta)
+        if threshold is None:
+            rule = ("**No calibrated confidence threshold** in this checkpoint: predictions are shown as they come, "
+                    "and none is flagged as uncertain.")
+        else:
+            how = card_of(meta)["confidence"].get("how", "threshold origin not stated")
+            rule = (f"A prediction whose top probability is below **{threshold:.0%}** is marked *uncertain / "
+                    f"possibly out of scope* ({how}).")
+        classes = ", ".join(meta["class_names"][:12]) + (" ..." if len(meta["class_names"]) > 12 else "")
+        return (f"**Checkpoint {loaded.name}.** {scope_summary(meta)}\n\n{rule}\n\n"
+                f"<details><summary>Classes</summary>{classes}</details>")
+
+    def examples_visible(self, key: str = DEFAULT_KEY) -> tuple[Any, Any]:
+        """Show the SynthMotion examples only for a checkpoint that knows SynthMotion's classes."""
+        names = set(self.models.get(key).predictor.class_names)
+        visible = set(EXAMPLE_CLASSES) <= names
+        return gr.Column(visible=visible), gr.Column(visible=visible)
 
     # ------------------------------------------------------------------ biases
 
@@ -106,6 +193,19 @@ class Handlers:
                       key: str = DEFAULT_KEY) -> tuple[Any, ...]:
         """The selectors made consistent with the model: blocks of the stage, units of the block, groups and
         Δt range of the unit; invalid picks fall back to the first valid one."""
+        stages, blocks, units, table = self._unit_choices(stage, block, unit, key)
+        group_choices = [("all groups", ALL_GROUPS)] + [(f"group {g}", g) for g in range(table.groups)]
+        group = group if group is not None and ALL_GROUPS <= group < table.groups else ALL_GROUPS
+        joint = table.unit == "spatiotemporal"
+        span = max(1, table.window[0] - 1) if joint else 1
+        return (gr.Dropdown(choices=stages, value=table.stage), gr.Dropdown(choices=blocks, value=table.block),
+                gr.Radio(choices=units, value=table.unit), gr.Dropdown(choices=group_choices, value=group),
+                gr.Slider(minimum=-span, maximum=span, value=int(np.clip(dt or 0, -span, span)), step=1,
+                          interactive=joint))
+
+    def _unit_choices(self, stage: int, block: int, unit: str, key: str) -> tuple[list[int], list[int], list[str], Any]:
+        """Stages, blocks of the stage, units of the block and the picked unit's table; stale or custom values
+        (a fast user can send a block from the previous stage) fall back to the first valid one."""
         tables = self.models.get(key).tables
         stages = sorted({t.stage for t in tables})
         stage = stage if stage in stages else stages[0]
@@ -113,14 +213,7 @@ class Handlers:
         block = block if block in blocks else blocks[0]
         units = [t.unit for t in tables if (t.stage, t.block) == (stage, block)]
         unit = unit if unit in units else units[0]
-        table = next(t for t in tables if (t.stage, t.block, t.unit) == (stage, block, unit))
-        group_choices = [("all groups", ALL_GROUPS)] + [(f"group {g}", g) for g in range(table.groups)]
-        group = group if ALL_GROUPS <= group < table.groups else ALL_GROUPS
-        joint = table.unit == "spatiotemporal"
-        span = max(1, table.window[0] - 1) if joint else 1
-        return (gr.Dropdown(choices=stages, value=stage), gr.Dropdown(choices=blocks, value=block),
-                gr.Radio(choices=units, value=unit), gr.Dropdown(choices=group_choices, value=group, interactive=joint),
-                gr.Slider(minimum=-span, maximum=span, value=int(np.clip(dt, -span, span)), step=1, interactive=joint))
+        return stages, blocks, units, get_table(tables, stage, block, unit)
 
     @user_errors
     def biases(self, stage: int, block: int, unit: str, group: int = ALL_GROUPS, dt: int = 0,
@@ -130,10 +223,17 @@ class Handlers:
         group = None if group in (None, ALL_GROUPS) else int(group)
         figure = unit_figure(loaded.tables, int(stage), int(block), unit, group, int(dt))
         stats = table_stats(get_table(loaded.tables, int(stage), int(block), unit))
-        rows = [[g, _num(stats.group_locality[g]), _num(stats.group_asymmetry[g]), str(tuple(int(v) for v in stats.group_peak[g])),
+        axes = get_table(loaded.tables, int(stage), int(block), unit).axes
+        rows = [[g, _num(stats.group_locality[g]), _num(stats.group_asymmetry[g]), _offset(axes, stats.group_peak[g]),
                  _num(stats.group_spread[g])] for g in range(stats.groups)]
-        rows.append(["all", _num(stats.locality), _num(stats.asymmetry), str(stats.peak), _num(stats.spread)])
+        rows.append(["all", _num(stats.locality), _num(stats.asymmetry), _offset(axes, stats.peak), _num(stats.spread)])
         return figure, rows
+
+    def show_biases(self, stage: int, block: int, unit: str, group: int, dt: int,
+                    key: str = DEFAULT_KEY) -> tuple[go.Figure, list[list[Any]], list[Any], None]:
+        """The plot and statistics, the selection they show (Export draws exactly that), and no stale export."""
+        figure, rows = self.biases(stage, block, unit, group, dt, key)
+        return figure, rows, [stage, block, unit, group, dt], None
 
     @user_errors
     def bias_summary(self, key: str = DEFAULT_KEY) -> str:
@@ -143,31 +243,128 @@ class Handlers:
     @user_errors
     def export_figure(self, stage: int, block: int, unit: str, group: int, dt: int, fmt: str,
                       key: str = DEFAULT_KEY) -> str:
-        """The selected unit's matplotlib figure as a PNG, PDF or SVG file to download."""
+        """The unit's figure as a PNG, PDF or SVG file: the same unit, group and Δt as the plot."""
         table = get_table(self.models.get(key).tables, int(stage), int(block), unit)
         group = None if group in (None, ALL_GROUPS) else int(group)
-        path = self.scratch.folder() / f"stage{stage}_block{block}_{unit}.{fmt}"
+        name = f"stage{stage}_block{block}_{unit}" + (f"_group{group}" if group is not None else "")
+        name += f"_dt{int(dt)}" if unit == "spatiotemporal" and group is None else ""
+        path = self.scratch.folder() / f"{name}.{fmt}"
         path.write_bytes(figure_bytes(plot_table(table, group, int(dt)), fmt))
         return str(path)
 
+    def export_shown(self, shown: list[Any] | None, fmt: str, key: str = DEFAULT_KEY) -> str:
+        """Export the selection the plot shows (not the controls' current values, which may be ahead of it)."""
+        if not shown:
+            raise gr.Error("nothing is shown yet: pick a unit first", print_exception=False)
+        return self.export_figure(*shown, fmt, key)
+
     # ------------------------------------------------------------------ attributions
 
-    @user_errors
-    def attribute(self, video: str | None, method: str, target: int = TOP1, steps: int = 16,
-                  key: str = DEFAULT_KEY) -> tuple[str, np.ndarray, go.Figure, str]:
-        """Overlay video, frame strip, temporal importance curve and a summary line for one clip."""
+    async def attribute(self, video: str | None, method: str, target: int = TOP1, steps: int = 16,
+                        stage: int | None = None, key: str = DEFAULT_KEY,
+                        progress: gr.Progress = gr.Progress()) -> tuple[str, str, go.Figure, str]:  # noqa: B008
+        """Overlay video, signed frame strip, per-frame importance and a summary for one clip.
+
+        Runs on the checkpoint's attribution copy in the low-priority attribution thread; the progress bar
+        counts the model's forward passes (IG batches, occlusion windows); Cancel stops it at the next pass.
+        """
         loaded = self.models.get(key)
         if method not in METHODS:
             raise gr.Error(f"unknown method {method!r}; choose from {', '.join(METHODS)}", print_exception=False)
-        options = {"steps": int(steps)} if method == "integrated_gradients" else {}
-        clip = loaded.predictor.sample(_need_video(video))
-        with loaded.lock:  # Captum hooks the model: keep other requests out meanwhile
-            result = attribute(loaded.model, clip, method, None if target in (None, TOP1) else int(target),
-                               meta=loaded.meta, **options)
+        options: dict[str, Any] = {}
+        if method == "integrated_gradients":
+            options["steps"] = int(steps)
+        elif method == "grad_cam":
+            options["stage"] = int(stage) if stage is not None else default_cam_stage(loaded.cam_sizes)
+        state = dict(done=0, total=0)
+        stop = threading.Event()
+
+        def report(done: int, total: int) -> None:
+            state.update(done=done, total=total)
+            if stop.is_set():
+                raise Cancelled("attribution cancelled")
+
+        def work() -> Any:
+            clip = loaded.predictor.sample(_need_video(video))
+            with loaded.explain_lock:
+                return attribute(loaded.explainer, clip, method, None if target in (None, TOP1) else int(target),
+                                 meta=loaded.meta, progress=report, **options)
+
+        future = asyncio.get_running_loop().run_in_executor(ATTRIBUTIONS, work)
+        try:
+            while not future.done():
+                if state["total"]:
+                    progress((state["done"], state["total"]), desc=f"{method}: forward passes", unit="passes")
+                else:
+                    progress(None, desc=f"{method}: decoding the clip, waiting for the model copy")
+                await asyncio.wait([future], timeout=0.25)
+            result = future.result()
+        except asyncio.CancelledError:
+            stop.set()  # the worker stops at its next forward pass
+            raise
+        except gr.Error:
+            raise
+        except PosMLPError as err:
+            raise gr.Error(str(err), print_exception=False) from None
         out = self.scratch.folder()
         video_path = overlay_video(result, out / "overlay.mp4")
+        strip = out / "attribution_strip.png"
+        strip.write_bytes(figure_bytes(plot_attribution_strip(result), "png", dpi=110))
         curve = temporal_importance_figure(result.temporal_importance(), f"{result.method}: importance per frame")
-        return str(video_path), frame_strip(result), curve, _attribution_text(result)
+        text = _attribution_text(result)
+        if result.relative_delta is not None and result.relative_delta > IG_BOUND:
+            gr.Warning(f"completeness error {result.relative_delta:.0%} > {IG_BOUND:.0%}: use more steps")
+        return str(video_path), str(strip), curve, text
+
+    def cam_stages(self, key: str = DEFAULT_KEY) -> tuple[list[tuple[str, int]], int]:
+        """The Grad-CAM stages of the session's checkpoint, labelled with their map sizes, and the default."""
+        sizes = self.models.get(key).cam_sizes
+        choices = [(f"stage {i}: {t} x {h} x {w} map" + (" (cannot localise)" if h * w == 1 else ""), i)
+                   for i, (t, h, w) in enumerate(sizes)]
+        return choices, default_cam_stage(sizes)
+
+    def cam_choices(self, key: str = DEFAULT_KEY) -> gr.Dropdown:
+        """The Grad-CAM stage selector updated for the session's checkpoint."""
+        choices, default = self.cam_stages(key)
+        return gr.Dropdown(choices=choices, value=default)
+
+    # ------------------------------------------------------------------ how relative positions mix tokens
+
+    @user_errors
+    def mixing_controls(self, stage: int, block: int, unit: str, group: int, query: str,
+                        key: str = DEFAULT_KEY) -> tuple[Any, ...]:
+        """Selectors made consistent with the model (as for the bias plot), the query clipped into the window."""
+        stages, blocks, units, table = self._unit_choices(stage, block, unit, key)
+        groups = [(f"group {g}", g) for g in range(table.groups)]
+        group = group if group is not None and 0 <= group < table.groups else 0
+        coords = _parse_query(query, table.window)
+        return (gr.Dropdown(choices=stages, value=table.stage), gr.Dropdown(choices=blocks, value=table.block),
+                gr.Radio(choices=units, value=table.unit), gr.Dropdown(choices=groups, value=group),
+                ", ".join(map(str, coords)))
+
+    def _mixing_row(self, stage: int, block: int, unit: str, group: int, query: str, key: str) -> Any:
+        loaded = self.models.get(key)
+        window = get_table(loaded.tables, int(stage), int(block), unit).window
+        return model_mixing_row(loaded.model, int(stage), int(block), unit, int(group), _parse_query(query, window))
+
+    @user_errors
+    def mixing(self, stage: int, block: int, unit: str, group: int, query: str, key: str = DEFAULT_KEY) -> str:
+        """The teaching view: the query's mixing weights beside the offset table (HTML)."""
+        return mixing_html(self._mixing_row(stage, block, unit, group, query, key))
+
+    @user_errors
+    def export_mixing(self, stage: int, block: int, unit: str, group: int, query: str, fmt: str,
+                      key: str = DEFAULT_KEY) -> str:
+        """The teaching view as a matplotlib figure file (PNG, PDF or SVG)."""
+        row = self._mixing_row(stage, block, unit, group, query, key)
+        path = self.scratch.folder() / f"mixing_stage{stage}_block{block}_{unit}_group{group}.{fmt}"
+        path.write_bytes(figure_bytes(plot_mixing(row), fmt))
+        return str(path)
+
+    @staticmethod
+    def pick_query(evt: gr.EventData) -> str:
+        """The key token clicked in the teaching view becomes the query."""
+        return str(evt.query)
 
     # ------------------------------------------------------------------ model and checkpoints
 
@@ -215,16 +412,41 @@ class Handlers:
         return DEFAULT_KEY, "Using the default checkpoint"
 
 
-def _num(value: float) -> float | None:
-    return None if math.isnan(value) else round(float(value), 4)
+def _num(value: float) -> float | str:
+    """A statistic for the table: rounded, or "n/a" where it is undefined (e.g. a flat table's locality)."""
+    return "n/a" if math.isnan(value) else round(float(value), 4)
+
+
+def _offset(axes: str, peak: Any) -> str:
+    """A peak offset as "Δh=0, Δw=1" instead of a Python tuple."""
+    values = np.atleast_1d(np.asarray(peak)).astype(int).tolist()
+    return ", ".join(f"Δ{a}={v}" for a, v in zip(axes, values))
+
+
+def _parse_query(text: str | None, window: tuple[int, ...]) -> tuple[int, ...]:
+    """Query coordinates typed as "2, 3" (one per window axis), clipped into the window; the centre if empty."""
+    parts = [p for p in str(text or "").replace(";", ",").replace(" ", ",").split(",") if p]
+    try:
+        coords = [int(p) for p in parts]
+    except ValueError:
+        raise gr.Error(f"query token {text!r}: give {len(window)} whole numbers, e.g. "
+                       f"{', '.join(str(w // 2) for w in window)}", print_exception=False) from None
+    if len(coords) != len(window):
+        coords = [w // 2 for w in window]
+    return tuple(int(np.clip(c, 0, w - 1)) for c, w in zip(coords, window))
 
 
 def _attribution_text(result: Any) -> str:
     target = result.target_name or f"class {result.target}"
-    lines = [f"**{result.method}** for **{target}** (p = {result.probability:.3f}, logit {result.logit:.3f})"]
+    where = f" on stage {result.options['stage']}" if "stage" in result.options else ""
+    lines = [f"**{result.method}**{where} for **{target}** (p = {result.probability:.3f}, logit {result.logit:.3f})"]
     if result.delta is not None:
         lines.append(f"completeness: sum of attributions - logit change = **{result.delta:.4g}** "
                      f"(logit change {result.logit_change:.4g}, relative {result.relative_delta:.2%})")
+        if result.relative_delta > IG_BOUND:
+            steps = result.options.get("steps", 16)
+            lines.append(f"⚠️ the completeness error {result.relative_delta:.0%} is above {IG_BOUND:.0%}: the map does "
+                         f"not yet add up to the logit change. Rerun with more steps (try {min(64, 4 * steps)}).")
     else:
         lines.append(f"completeness delta: not defined for {result.method} (logit change {result.logit_change:.4g})")
     return "\n\n".join(lines)

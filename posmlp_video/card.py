@@ -52,6 +52,18 @@ def scope_summary(meta: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def min_prob(meta: dict[str, Any]) -> float | None:
+    """The card's calibrated max-probability threshold (``confidence.min_prob``), or None when it has none."""
+    value = card_of(meta).get("confidence", {}).get("min_prob")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def is_uncertain(meta: dict[str, Any], top_probability: float) -> bool | None:
+    """Whether a prediction falls below the checkpoint's calibrated threshold (None: no threshold to judge by)."""
+    threshold = min_prob(meta)
+    return None if threshold is None else top_probability < threshold
+
+
 def calibrate_min_prob(max_probs: Sequence[float], correct: Sequence[bool], target_accuracy: float = 0.9) -> float:
     """Smallest max-probability threshold above which held-out predictions are right >= `target_accuracy`.
 

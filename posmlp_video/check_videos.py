@@ -22,7 +22,7 @@ from tqdm import tqdm
 from posmlp_video.data.datasets import VIDEO_EXTENSIONS, DatasetError, FrameFolder, VideoList
 from posmlp_video.data.decode import probe_video
 from posmlp_video.data.sampling import ClipSampler
-from posmlp_video.errors import PosMLPError
+from posmlp_video.errors import PosMLPError, one_line
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,6 @@ def run(args: argparse.Namespace) -> int:
     bad = 0
     for problem in check_videos(paths, args.min_frames, args.workers, progress=sys.stderr.isatty()):
         bad += 1
-        print(f"{problem.path}\t{problem.reason}", flush=True)
+        print(f"{one_line(str(problem.path))}\t{problem.reason}", flush=True)  # a name cannot split its line
     print(f"checked {len(paths)} video file(s): {bad} unusable, {len(paths) - bad} fine", file=sys.stderr)
     return 1 if bad else 0

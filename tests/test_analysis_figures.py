@@ -68,24 +68,37 @@ def test_joint_slices_stage_grid_and_difference(tmp_path):
         plots.save_figure(grid, tmp_path / "x", formats=["jpg"])
 
 
+def _cells(trace) -> list[tuple[float, np.ndarray]]:
+    z, custom = np.asarray(trace.z, dtype=float), np.asarray(trace.customdata, dtype=float)
+    return [(z[r, c], custom[r, c].astype(int)) for r, c in np.ndindex(z.shape)]
+
+
 def test_plotly_hover_shows_offset_value_group():
     spatial = make_table("spatial", groups=3)
     fig = interactive.bias_heatmap(spatial)
-    trace = fig.data[0]
-    z, custom = np.asarray(trace.z, dtype=float), np.asarray(trace.customdata, dtype=float)
-    # every drawn cell carries (group, Δt, Δh, Δw) matching the table value it shows
-    cells = np.argwhere(~np.isnan(z))
-    assert len(cells) == spatial.table.size
-    for r, c in cells:
-        g, dt, dh, dw = custom[r, c].astype(int)
-        assert z[r, c] == pytest.approx(spatial.value((dh, dw), g))
-    assert "group" in trace.hovertemplate and "Δh" in trace.hovertemplate and trace.zmid == 0
+    assert len(fig.data) == 3 and [a.text for a in fig.layout.annotations] == ["group 0", "group 1", "group 2"]
+    # every drawn cell carries (group, Δt, Δh, Δw) matching the table value it shows, on offset-valued axes
+    for g, trace in enumerate(fig.data):
+        assert list(trace.x) == list(spatial.offsets(1)) and list(trace.y) == list(spatial.offsets(0))
+        cells = _cells(trace)
+        assert len(cells) == spatial.table[g].size
+        for value, (group, _dt, dh, dw) in cells:
+            assert group == g and value == pytest.approx(spatial.value((dh, dw), g))
+    assert "group" in fig.data[0].hovertemplate and "Δh" in fig.data[0].hovertemplate
+    assert fig.layout.coloraxis.cmid == 0 and fig.layout.coloraxis.cmin == -fig.layout.coloraxis.cmax
+    assert fig.layout.xaxis3.title.text == "Δw" and fig.layout.yaxis.title.text == "Δh"
+    assert sum(1 for s in fig.layout.shapes if s.x0 == s.x1 == 0) == 3  # offset 0 marked in each panel
+    zoom = interactive.bias_heatmap(spatial, group=2)
+    assert len(zoom.data) == 1 and [v for v, _ in _cells(zoom.data[0])] == pytest.approx(spatial.table[2].ravel())
+    assert zoom.layout.height > fig.layout.height
     joint = make_table("spatiotemporal", groups=2)
-    slices = interactive.unit_figure([joint], 1, 0, "spatiotemporal", group=1).data[0]
-    z, custom = np.asarray(slices.z, dtype=float), np.asarray(slices.customdata, dtype=float)
-    for r, c in np.argwhere(~np.isnan(z)):
-        g, dt, dh, dw = custom[r, c].astype(int)
-        assert g == 1 and z[r, c] == pytest.approx(joint.value((dt, dh, dw), 1))
+    slices = interactive.unit_figure([joint], 1, 0, "spatiotemporal", group=1).data
+    assert len(slices) == 2 * joint.window[0] - 1
+    for trace in slices:
+        for value, (g, dt, dh, dw) in _cells(trace):
+            assert g == 1 and value == pytest.approx(joint.value((dt, dh, dw), 1))
+    one = interactive.unit_figure([make_table("temporal")], 1, 0, "temporal", group=1)
+    assert len(one.data) == 1 and list(one.data[0].y) == pytest.approx(make_table("temporal").table[1])
     curves = interactive.unit_figure([make_table("temporal")], 1, 0, "temporal")
     assert len(curves.data) == 3 and list(curves.data[2].y) == pytest.approx(make_table("temporal").table[2])
 

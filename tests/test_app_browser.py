@@ -5,10 +5,18 @@ Needs ``/usr/bin/chromium`` (``.ci/run`` installs it) and the bundled checkpoint
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from video_corpus import BROKEN
 
+from analysis import get_table, model_mixing_row, relative_position_biases
+from analysis.plots import figure_bytes, plot_table
+from posmlp_video.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint, save_checkpoint, update_meta
+from posmlp_video.models import PosMLPVideo
 from posmlp_video.predict import Predictor
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,8 +56,8 @@ def test_upload_classify_biases_and_attributions_in_chromium(page, app_server):
     clip = app_server.examples[4]
     expected = Predictor.from_checkpoint().predict(clip, top_k=5).top
 
-    page.locator("#classify-video input[type=file]").set_input_files(str(clip))
-    page.locator("#classify-video video").wait_for()
+    page.locator("#classify-input input[type=file]").set_input_files(str(clip))
+    page.locator("#classify-preview video").wait_for()
     page.click("#classify-button")
     page.locator("#classify-strip img").wait_for()
     label = page.locator("#classify-label")
@@ -65,7 +73,8 @@ def test_upload_classify_biases_and_attributions_in_chromium(page, app_server):
     assert types and set(types) == {"scatter"}
     page.locator("#bias-unit").get_by_label("spatial").check()
     page.wait_for_function("() => document.querySelector('#bias-plot .gtitle')?.textContent.includes('spatial')")
-    assert page.evaluate(TRACE_TYPES) == ["heatmap"]
+    groups = get_table(relative_position_biases(load_checkpoint()[0]), 0, 0, "spatial").groups
+    assert page.evaluate(TRACE_TYPES) == ["heatmap"] * groups  # one panel per channel group
 
     page.get_by_role("tab", name="Attributions").click()
     page.click("#attr-button")
@@ -78,7 +87,8 @@ def test_upload_classify_biases_and_attributions_in_chromium(page, app_server):
 def test_checkpoint_picker_and_upload_in_chromium(page, app_server, tmp_path):
     page.get_by_text("Checkpoint", exact=True).click()
     page.locator("#ckpt-picker input").click()
-    assert page.locator("[role=option]").all_inner_texts() == ["copy.safetensors"]  # not the symlink out
+    options = page.locator("[role=option]").all_inner_texts()
+    assert "copy.safetensors" in options and "link_out.safetensors" not in options  # not the symlink out
     page.locator("[role=option]", has_text="copy.safetensors").click()
     page.click("#ckpt-pick")
     page.wait_for_function("() => document.querySelector('#ckpt-status').innerText.includes('Loaded')")
@@ -94,3 +104,157 @@ def test_checkpoint_picker_and_upload_in_chromium(page, app_server, tmp_path):
     toast = page.get_by_text("fake.safetensors is not a readable safetensors file")
     toast.wait_for()
     assert "Loaded copy.safetensors" in page.locator("#ckpt-status").inner_text()
+
+
+# ---------------------------------------------------------------------- issue 14: the app as a person meets it
+
+RESULTS_EMPTY = ("() => !document.querySelector('#classify-strip img') && "
+                 "!document.querySelector('#classify-label [data-testid=label-output-value]') && "
+                 "document.querySelector('#classify-timing').innerText.trim() === ''")
+
+
+def _classify(page, path: Path) -> None:
+    page.locator("#classify-input input[type=file]").set_input_files(str(path))
+    page.locator("#classify-preview video").wait_for()
+    page.click("#classify-button")
+    page.locator("#classify-strip img").wait_for()
+
+
+def _top1(page) -> str:
+    return page.locator("#classify-label [data-testid=label-output-value]").inner_text()
+
+
+def _pick_checkpoint(page, name: str) -> None:
+    page.get_by_text("Checkpoint", exact=True).click()
+    page.get_by_role("button", name="Refresh list").click()
+    page.locator("#ckpt-picker input").click()
+    page.locator("[role=option]", has_text=name).click()
+    page.click("#ckpt-pick")
+    page.wait_for_function(f"() => document.querySelector('#ckpt-status').innerText.includes('{name}')")
+
+
+@pytest.fixture(scope="module")
+def extra_checkpoints(app_server):
+    """In the app's checkpoint folder: the bundled model with a card (summary, calibrated threshold 0.5), and a
+    small random model with joint (spatiotemporal) units and SynthMotion's classes."""
+    carded = app_server.folder / "carded.safetensors"
+    carded.write_bytes(BUNDLED_CHECKPOINT.read_bytes())
+    update_meta(carded, {"card": {"summary": "A test card: recognises twelve SynthMotion motions.",
+                                  "confidence": {"min_prob": 0.5, "how": "test threshold"}}})
+    meta = load_checkpoint()[1]
+    torch.manual_seed(0)
+    model = PosMLPVideo(num_classes=12, num_frames=8, img_size=32, embed_dims=(16, 16, 32, 32), depths=(1, 1, 1, 1),
+                        spatial_windows=(4, 4, 2, 2), gammas=(2, 2, 2, 2), block_types=("joint",) * 4,
+                        table_init="trunc_normal")
+    joint = save_checkpoint(model, app_server.folder / "joint.safetensors",
+                            {k: meta[k] for k in ("class_names", "num_frames", "input_size", "mean", "std")})
+    return dict(carded=carded, joint=joint)
+
+
+def test_outputs_clear_on_a_new_clip_and_on_an_error(page, app_server, video_corpus):
+    _classify(page, app_server.examples[2])
+    assert _top1(page)
+    page.locator("#classify-input button[aria-label=Clear]").click()  # remove the clip: results go with it
+    page.wait_for_function(RESULTS_EMPTY)
+    _classify(page, app_server.examples[3])
+    page.locator("#classify-input button[aria-label=Clear]").click()
+    page.locator("#classify-input input[type=file]").set_input_files(str(video_corpus["text_as_mp4"]))
+    page.wait_for_function(RESULTS_EMPTY)  # the new (unreadable) clip left no old results
+    page.click("#classify-button")
+    page.get_by_text(BROKEN["text_as_mp4"][1], exact=False).first.wait_for()  # the one-line reason, as a toast
+    assert page.evaluate(RESULTS_EMPTY)
+
+
+def test_an_example_click_runs_it_and_examples_carry_their_true_class(page, app_server):
+    from demo.examples import example_class
+
+    clip = app_server.examples[4]
+    expected = Predictor.from_checkpoint().predict(clip).top[0][0]
+    button = page.get_by_role("button", name=example_class(clip), exact=True).first
+    button.click()
+    page.locator("#classify-strip img").wait_for()
+    assert _top1(page) == expected
+    page.locator("#classify-preview video").wait_for()
+
+
+def test_header_card_switches_with_the_checkpoint_and_the_note_follows_its_rule(page, app_server, extra_checkpoints):
+    header = page.locator("#model-header")
+    assert "no calibrated confidence threshold" in header.inner_text().lower()
+    _pick_checkpoint(page, "carded.safetensors")
+    page.wait_for_function("() => document.querySelector('#model-header').innerText.includes('A test card')")
+    assert "below 50%" in header.inner_text()
+    clip = app_server.examples[6]
+    top = Predictor(*load_checkpoint(extra_checkpoints["carded"])).predict(clip).top[0]
+    _classify(page, clip)
+    note = page.locator("#classify-note").inner_text()
+    assert ("Uncertain" in note) == (top[1] < 0.5) and "50%" in note
+
+
+def test_dt_keyboard_change_redraws_and_export_equals_the_plot(page, app_server, extra_checkpoints):
+    _pick_checkpoint(page, "joint.safetensors")
+    page.get_by_role("tab", name="Biases").click()
+    page.locator("#bias-unit").get_by_label("spatiotemporal").check()
+    page.wait_for_function("() => document.querySelector('#bias-plot .gtitle')?.textContent.includes('Δt = 0')")
+    page.locator("#bias-dt input[type=range]").focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('#bias-plot .gtitle')?.textContent.includes('Δt = 1')")
+    title = page.locator("#bias-plot .gtitle").text_content()
+    page.click("#bias-export")
+    link = page.locator("#bias-file a").first
+    link.wait_for()
+    body = page.request.get(link.get_attribute("href")).body()
+    tables = relative_position_biases(load_checkpoint(extra_checkpoints["joint"])[0])
+    table = get_table(tables, 0, 0, "spatiotemporal")
+    assert title.startswith(table.name) and body == figure_bytes(plot_table(table, None, 1), "png")
+    page.locator("#bias-dt input[type=number]").fill("-1")
+    page.locator("#bias-dt input[type=number]").press("Enter")
+    page.wait_for_function("() => document.querySelector('#bias-plot .gtitle')?.textContent.includes('Δt = -1')")
+    page.wait_for_function("() => !document.querySelector('#bias-file a')")  # the old export is gone
+
+
+def test_grad_cam_stage_selector(page, app_server):
+    page.get_by_role("tab", name="Attributions").click()
+    page.locator("#attr-input input[type=file]").set_input_files(str(app_server.examples[1]))
+    page.locator("#attr-method input").click()
+    page.locator("[role=option]", has_text="grad_cam").click()
+    stage = page.locator("#attr-cam-stage input")
+    stage.wait_for()
+    assert stage.input_value() == "stage 2: 8 x 2 x 2 map"  # the deepest stage larger than 1 x 1
+    stage.click()
+    page.locator("[role=option]", has_text="stage 1:").click()
+    page.click("#attr-button")
+    page.wait_for_function("() => document.querySelector('#attr-text')?.innerText.includes('on stage 1')")
+    page.locator("#attr-strip img").wait_for()
+
+
+def test_a_gif_upload_is_previewed_and_classified(page, video_corpus):
+    gif = video_corpus["gif"]
+    _classify(page, gif)
+    page.wait_for_function("() => { const v = document.querySelector('#classify-preview video');"
+                           " return v && v.readyState >= 2 && v.videoWidth > 0; }")  # H.264: the browser plays it
+    assert _top1(page) == Predictor.from_checkpoint().predict(gif).top[0][0]
+
+
+def test_query_token_view(page):
+    page.get_by_role("tab", name="How positions mix").click()
+    page.locator("#mix-unit").get_by_label("spatial").check()
+    page.wait_for_function("() => document.querySelector('#mix-view h4')?.innerText.includes('spatial')")
+    model = load_checkpoint()[0]
+    key = page.locator("#mix-view .key").nth(3 * 8 + 5)  # key token (3, 5) of the 8 x 8 window
+    key.hover()
+    cell = key.get_attribute("data-cell")
+    lit = page.locator("#mix-view .off.hl")
+    assert lit.count() == 1 and lit.get_attribute("data-cell") == cell
+    query = tuple(int(v) for v in page.locator("#mix-query textarea, #mix-query input").first.input_value().split(","))
+    row = model_mixing_row(model, 0, 0, "spatial", 0, query)
+    assert tuple(int(v) for v in cell.split(",")) == row.table_cell((3, 5))
+    assert f"weight {row.weights[3, 5]:+.4f}" in key.get_attribute("title")
+    key.click()
+    page.wait_for_function("() => document.querySelector('#mix-view h4')?.innerText.includes('query (3, 5)')")
+    star = page.locator("#mix-view .key.query")
+    assert star.count() == 1 and star.get_attribute("data-query") == "3,5"
+    outlined = sorted(json.loads(f"[{c}]") for c in page.locator("#mix-view .off.read").evaluate_all(
+        "els => els.map(e => e.dataset.cell)"))
+    # query (3, 5) reads offsets Δh = 3-7..3, Δw = 5-7..5, i.e. table cells (Δ + 7) 3..10 x 5..12
+    expected = [list(c) for c in np.ndindex(15, 15) if 3 <= c[0] <= 10 and 5 <= c[1] <= 12]
+    assert outlined == expected

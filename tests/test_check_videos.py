@@ -42,3 +42,10 @@ def test_annotation_file_scan_and_a_clean_set(video_corpus, tmp_path, capsys) ->
     assert capsys.readouterr().out == ""
     assert main(["check-videos", str(tmp_path / "nowhere")]) == 1
     assert "no dataset at" in capsys.readouterr().err
+
+
+def test_a_control_character_in_a_file_name_keeps_one_line_per_file(tmp_path, capsys) -> None:
+    (tmp_path / "bad\nforged.mp4\tfine.mp4").write_bytes(b"")
+    assert main(["check-videos", str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{tmp_path}/bad\\nforged.mp4\\tfine.mp4\tempty file (0 bytes)"]

@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["01_quickstart", "02_relative_position_biases", "03_attributions", "04_block_types_ablation",
-            "05_training_walkthrough"]
+            "05_training_walkthrough", "06_how_relative_positions_mix"]
 FIGURE_TYPES = ("image/png", "image/svg+xml", "application/vnd.plotly.v1+json")
 
 
@@ -28,7 +28,7 @@ def ids(paths: list[Path]) -> list[str]:
     return [p.stem for p in paths]
 
 
-def test_all_five_notebooks_are_there():
+def test_all_notebooks_are_there():
     assert ids(NOTEBOOKS) == EXPECTED
 
 

@@ -9,6 +9,7 @@ from posmlp_video.data.decode import (
     probe_video,
     read_frame_folder,
     read_video,
+    write_preview,
 )
 from posmlp_video.data.encode import write_mp4, write_video
 from posmlp_video.data.sampling import ClipSampler, dense_indices, segment_indices
@@ -20,5 +21,5 @@ __all__ = [
     "VideoClip", "VideoClipDataset", "VideoDecodeError", "VideoFolder", "VideoInfo", "VideoList",
     "dense_indices", "eval_views", "normalize", "preprocess", "probe_video",
     "read_frame_folder", "read_video", "segment_indices", "write_examples", "write_mp4",
-    "write_video",
+    "write_preview", "write_video",
 ]

@@ -688,3 +688,23 @@ class FrameStream:
             raise VideoDecodeError("no decodable frames (corrupt data or unsupported codec)")
         for index in grid[k:]:
             yield int(index), rgb(previous)
+
+
+def write_preview(source: str | Path, path: str | Path, *, max_frames: int = 96, short_side: int = 240,
+                  still_seconds: float = 1.0) -> Path:
+    """A browser-playable H.264 preview of any file `read_video` reads (MPEG-4 part 2, GIF, still image...).
+
+    At most `max_frames` frames spread evenly over the clip, downscaled to `short_side`, played at the rate
+    that keeps the original duration (a still image becomes a `still_seconds` clip). Returns `path`.
+    """
+    from posmlp_video.data.encode import write_mp4
+
+    clip = read_video(source, lambda n: np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(np.int64)),
+                      short_side=short_side)
+    info = clip.info
+    duration = info.timeline_frames / info.fps if info.fps > 0 else 0.0
+    frames = clip.frames
+    if len(frames) == 1:
+        frames, duration = np.repeat(frames, 2, axis=0), still_seconds
+    fps = len(frames) / duration if duration > 0 else 8.0
+    return write_mp4(path, frames, fps=min(max(fps, 1.0), 60.0))
