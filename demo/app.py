@@ -1,9 +1,11 @@
-"""The Gradio Blocks of the app: a checkpoint bar and four tabs (Classify, Biases, Attributions, Model).
+"""The Gradio Blocks of the app: a checkpoint bar and tabs (Classify, Biases, Attributions, How positions mix,
+Timeline, Model).
 
 Named API endpoints for `gradio_client`: ``/classify`` (video -> label dict), ``/biases`` (stage, block,
 unit, group, Δt -> plotly figure, per-group statistics) and ``/attribute`` (video, method, target, steps ->
-overlay video, frame strip, importance curve, summary). API calls use the default checkpoint; a browser
-session can switch to another one (its key lives in a `gr.State`).
+overlay video, frame strip, importance curve, summary), ``/timeline`` (video, window s, stride s -> plot,
+segments). API calls use the default checkpoint; a browser session can switch to another one (its key lives in
+a `gr.State`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from demo.handlers import ALL_GROUPS, GROUP_COLUMNS, IG_BOUND, TOP1, Handlers  #
 from demo.scratch import Scratch  # noqa: E402
 from demo.teaching import CSS as MIXING_CSS  # noqa: E402
 from demo.teaching import JS_ON_LOAD as MIXING_JS  # noqa: E402
+from demo.timeline import timeline_tab  # noqa: E402
 
 MAX_FILE_SIZE = 512 << 20  # bytes: clips and the authors' checkpoints (S16 on K400 is ~400 MB)
 DELETE_CACHE = (600, 3600)  # every 10 min, delete uploads and outputs older than an hour
@@ -206,6 +209,8 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
                     m_fmt = gr.Radio(list(FORMATS), value="png", label="figure format")
                     m_export = gr.Button("Export as a figure", size="sm", elem_id="mix-export")
                     m_file = gr.File(label="figure", interactive=False, elem_id="mix-file")
+
+            timeline_tab(models, key, examples)
 
             with gr.Tab("Model", id="model"):
                 complexity = gr.Markdown(elem_id="model-complexity")

@@ -219,11 +219,11 @@ for name, acc in bundled_result.per_class().items():
 # At the end of a run the engine exports the best epoch's weights (the EMA weights when EMA is on) to
 # `output_dir/model.safetensors`, our inference format: weights plus metadata (classes, preprocessing, the
 # validation score and the full recipe), no pickles. `export_to=PATH` also copies it elsewhere; that is how
-# the bundled checkpoint was made:
+# the bundled checkpoint was made (after `configs/synthmotion_xs.yaml`, which gives its starting weights):
 #
 # ```bash
-# python -m posmlp_video train configs/synthmotion_xs.yaml \
-#     export_to=posmlp_video/weights/posmlp_video_xs_synthmotion.safetensors
+# python -m posmlp_video train configs/realmotion_xs.yaml \
+#     export_to=posmlp_video/weights/posmlp_video_xs_realmotion.safetensors
 # ```
 #
 # The exported file is used like any checkpoint: `load_checkpoint`, `Predictor`, the `predict` and `eval`

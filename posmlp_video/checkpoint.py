@@ -24,7 +24,7 @@ from posmlp_video.models import PosMLPVideo
 from posmlp_video.models.gating import AXES, PositionalGatingUnit, resize_position_params, window_from_params
 
 META_KEY = "posmlp_video"
-BUNDLED_CHECKPOINT = PACKAGE_DIR / "weights" / "posmlp_video_xs_synthmotion.safetensors"
+BUNDLED_CHECKPOINT = PACKAGE_DIR / "weights" / "posmlp_video_xs_realmotion.safetensors"
 REQUIRED_META = ("class_names", "num_frames", "input_size")
 DEFAULT_META = dict(sampling="segment", sampling_rate=1, mean=[0.45] * 3, std=[0.225] * 3)
 
@@ -106,7 +106,7 @@ def load_checkpoint(
         if not path.is_file():
             raise CheckpointError(
                 f"the bundled checkpoint {path.name} is missing; train it with "
-                "'python -m posmlp_video train configs/synthmotion_xs.yaml' or pass a checkpoint path"
+                "configs/realmotion_xs.yaml (see the README's 'The bundled checkpoint') or pass a checkpoint path"
             )
     path = Path(path)
     if not path.is_file():

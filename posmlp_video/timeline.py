@@ -16,6 +16,7 @@ import json
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,12 @@ def window_indices(num_frames: int, fps: float, window: float, stride: float,
 
 
 def compute_timeline(model: torch.nn.Module, meta: dict[str, Any], path: str | Path, window: float = 2.0,
-                     stride: float = 0.5, crops: int = 1, batch_size: int = 8, progress: bool = False) -> Timeline:
-    """Slide ``model`` over the video at ``path`` (decoded once, streaming) and return its timeline."""
+                     stride: float = 0.5, crops: int = 1, batch_size: int = 8, progress: bool = False,
+                     lock: AbstractContextManager | None = None) -> Timeline:
+    """Slide ``model`` over the video at ``path`` (decoded once, streaming) and return its timeline.
+
+    ``lock`` (the app's per-model lock) is held around each forward pass only, not while decoding.
+    """
     from tqdm import tqdm
 
     from posmlp_video.data.decode import FrameStream
@@ -158,7 +163,7 @@ def compute_timeline(model: torch.nn.Module, meta: dict[str, Any], path: str | P
     bar = tqdm(total=len(starts), desc="timeline", unit="window", disable=not progress or None)
 
     def run(batch: list[torch.Tensor]) -> None:
-        with torch.inference_mode():
+        with lock or nullcontext(), torch.inference_mode():
             logits = model(torch.cat(batch).to(device))
         probabilities.append(mean_softmax(logits, crops).cpu().numpy())
         bar.update(len(batch))

@@ -26,8 +26,8 @@ def test_integrated_gradients_completeness_on_bundled_model(bundled):
     model, meta = bundled
     data = clips(meta, 3, seed=2024)
     for i in range(len(data)):
-        # 128 Gauss-Legendre steps: on the sharp trained model 32 steps leave |delta| near 5% on some clips
-        result = attribute(model, data[i]["video"], "integrated_gradients", meta=meta, steps=128)
+        # 256 Gauss-Legendre steps: on the sharp trained model 128 steps leave |delta| near 8% on some clips
+        result = attribute(model, data[i]["video"], "integrated_gradients", meta=meta, steps=256)
         assert result.values.shape == data[i]["video"].shape[:3]
         assert abs(result.logit_change) > 1e-3
         assert abs(result.delta) <= 0.05 * abs(result.logit_change), (i, result.delta, result.logit_change)
@@ -41,6 +41,19 @@ def test_pointing_game_beats_random_on_synthmotion(bundled):
     print(report.format())
     assert report.mean > report.random_mean + 0.03, report.format()
     assert report.win_rate > 0.5, report.format()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method, options", [("integrated_gradients", dict(steps=8)), ("grad_cam", dict(stage=0)),
+                                             ("grad_cam", dict(stage=1))], ids=["ig", "grad_cam0", "grad_cam1"])
+def test_pointing_game_beats_random_on_real_pixels(bundled, assets, method, options):
+    """On photo cut-outs over photos, attributions still point at the moving object (the issue's acceptance)."""
+    model, meta = bundled
+    report = pointing_game_report(model, meta, num_clips=16, seed=777, method=method, real_fraction=1.0, **options)
+    print(report.format())
+    assert report.mean > report.random_mean + 0.03, report.format()
+    if method == "integrated_gradients":  # Grad-CAM's coarse maps beat random on average, not on most clips
+        assert report.win_rate > 0.5, report.format()
 
 
 @pytest.mark.slow

@@ -40,7 +40,8 @@ def test_onnx_export_matches_pytorch_on_decoded_clips(tmp_path, bundled, video_c
     proto = onnx.load(str(tmp_path / "model.onnx"))
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [18]
     dims = proto.graph.input[0].type.tensor_type.shape.dim
-    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 8, 32, 32]  # dynamic batch, fixed T/H/W
+    expected = [3, int(meta["num_frames"]), *map(int, meta["input_size"])]
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == expected  # dynamic batch, fixed T/H/W
     props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props["posmlp_video"])["class_names"] == meta["class_names"]
 

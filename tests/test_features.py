@@ -25,7 +25,8 @@ def test_equal_to_forward_features_and_the_head_input(bundled, video_corpus):
         maps = model.forward_features(views)
         head_input = model.forward_head(maps, pre_logits=True)
     assert torch.allclose(extract_features(model, views, -1, "none"), maps[0], atol=1e-6)
-    assert torch.allclose(extract_features(model, views, 3, "mean"), maps[0].mean(dim=(1, 2, 3)), atol=1e-6)
+    # a 2 x 2 map at 64 pixels: the two means may sum in different orders
+    assert torch.allclose(extract_features(model, views, 3, "mean"), maps[0].mean(dim=(1, 2, 3)), atol=1e-5)
     assert torch.allclose(extract_features(model, views, pre_logits=True), head_input[0], atol=1e-6)
     with torch.inference_mode():  # the head on the pre-logits features gives the model's logits
         assert torch.allclose(model.head(extract_features(model, views, pre_logits=True)), model(views)[0], atol=1e-5)
@@ -35,7 +36,7 @@ def test_equal_to_forward_features_and_the_head_input(bundled, video_corpus):
         assert extract_features(model, views, stage, "mean").shape == (dims[stage],)
     six = load_views(video_corpus["h264_mp4"], meta, clips=2, crops=3).tensor
     per_view = torch.stack([extract_features(model, v[None]) for v in six])
-    assert torch.allclose(extract_features(model, six), per_view.mean(0), atol=1e-6)  # mean over views
+    assert torch.allclose(extract_features(model, six), per_view.mean(0), atol=1e-5)  # mean over views (float32 order)
     with pytest.raises(PosMLPError, match="stage must be in"):
         extract_features(model, views, 4)
 

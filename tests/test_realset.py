@@ -27,6 +27,7 @@ from posmlp_video.data.synthmotion import FLIP_PAIRS, REVERSE_PAIRS
 from posmlp_video.models import create_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+REAL_FOOTAGE_TOP1 = 80.0  # the issue's target for the bundled checkpoint (top-1, percent)
 
 
 def _street(num_frames: int = 60) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -119,3 +120,21 @@ def test_eval_real_reports_pair_consistency_that_matches_an_independent_count(as
     assert sizes == {SynthMotion.class_names[LEFT]: int((data["labels"] == LEFT).sum()),
                      SynthMotion.class_names[RIGHT]: int((data["labels"] == RIGHT).sum())}
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["real", "real-heldout"])
+def test_bundled_checkpoint_on_real_footage_is_what_its_card_says(assets, capsys, source):
+    """The bundled model on footage it never saw: the issue's target, and the card's figures are true."""
+    from posmlp_video.card import card_of
+    from posmlp_video.checkpoint import BUNDLED_CHECKPOINT, read_meta
+
+    assert main(["eval", "--data", source, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (entry,) = [e for e in card_of(read_meta(BUNDLED_CHECKPOINT))["evaluation"] if e["data"] == source]
+    one_clip = 100 / entry["n"] + 0.01  # thread counts may flip a near-tie: allow one clip either way
+    assert result["clips"] == entry["n"]
+    assert result["top1"] == pytest.approx(entry["top1"], abs=one_clip)
+    assert result["top5"] == pytest.approx(entry["top5"], abs=one_clip)
+    assert result["pair_consistency"] == pytest.approx(entry["pair_consistency"], abs=2 * one_clip)
+    assert {k: v["n"] for k, v in result["per_class"].items()} == {k: v["n"] for k, v in entry["per_class"].items()}
+    assert result["top1"] >= REAL_FOOTAGE_TOP1
