@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-dir", type=Path, help="folder whose checkpoints the browser may pick")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--max-upload-mb", type=int, default=None,
+                        help="largest upload (clip or checkpoint) in MiB (default 512)")
     args = parser.parse_args(argv)
 
     from demo import build_app, launch
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     except PosMLPError as err:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 2
-    launch(app, args.host, args.port)
+    launch(app, args.host, args.port, **({"max_file_size": args.max_upload_mb << 20} if args.max_upload_mb else {}))
     return 0
 
 

@@ -205,7 +205,7 @@ def measure_versus(authors_code: str, batches: list[int], repeats: int) -> dict[
     steps: dict[str, Any] = {}
     for b in batches:
         for name, net, bf16 in ((f"authors train fp32 b{b}", theirs, False), (f"ours train fp32 b{b}", ours, False),
-                                (f"ours train bf16 b{b}", ours, True)):
+                                (f"ours train bf16 b{b}", ours, True))[: 3 if b == 1 else 2]:  # bf16: batch 1
             opt = torch.optim.SGD(net.parameters(), lr=1e-4)
             steps[name] = (lambda net=net, opt=opt, b=b, bf16=bf16: _train_step(net.train(), opt, *inputs[b], bf16), b)
     fast = {"ours fast fp32": optimize_for_inference(ours.eval()),
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.authors_code and "authors" not in args.skip:
         batches = [1, 2] if quick else [1, 2, 4]
         versus = run_worker(dict(kind="versus", authors_code=args.authors_code, batches=batches, repeats=repeats),
-                            *worker)
+                            7200.0, args.threads)  # S16 training steps: minutes per round on a loaded machine
         memory = {who: run_worker(dict(kind="train_memory", authors_code=args.authors_code, who=who, batch=1), *worker)
                   for who in ("authors", "ours")}
         report["authors"] = dict(versus=versus, train_memory=memory, goals=authors_goals(versus, memory, batches))
@@ -509,8 +509,8 @@ def authors_goals(versus: dict[str, Any], memory: dict[str, Any], batches: list[
     for b in batches:
         ratio = t[f"authors train fp32 b{b}"] / t[f"ours train fp32 b{b}"]
         out[f"training fp32 batch {b} >= 1.5x the authors"] = dict(met=ratio >= 1.5, ratio=ratio)
-        ratio = t[f"authors train fp32 b{b}"] / t[f"ours train bf16 b{b}"]
-        out[f"training bf16 autocast batch {b} >= 2.5x the authors' fp32"] = dict(met=ratio >= 2.5, ratio=ratio)
+    ratio = t["authors train fp32 b1"] / t["ours train bf16 b1"]
+    out["training bf16 autocast batch 1 >= 2.5x the authors' fp32"] = dict(met=ratio >= 2.5, ratio=ratio)
     if all("act_mb" in m for m in memory.values()):
         ratio = memory["ours"]["act_mb"] / memory["authors"]["act_mb"]
         out["peak training memory (batch 1, above the model) <= 0.8x the authors'"] = dict(met=ratio <= 0.8, ratio=ratio)
@@ -533,11 +533,9 @@ def print_versus(result: dict[str, Any], batches: list[int], repeats: int) -> No
     print(f"\nS16, 16 x 224 x 224, ours against the authors' code: same weights and inputs, one process, "
           f"{repeats} interleaved rounds, median")
     print(f"{'measurement':44s} {'authors':>9s} {'ours':>9s} {'speed-up':>9s}")
-    rows = []
-    for b in batches:
-        rows.append((f"training step fp32, batch {b} (s)", t[f"authors train fp32 b{b}"], t[f"ours train fp32 b{b}"]))
-        rows.append((f"  ours bf16 autocast vs their fp32, batch {b}", t[f"authors train fp32 b{b}"],
-                     t[f"ours train bf16 b{b}"]))
+    rows = [(f"training step fp32, batch {b} (s)", t[f"authors train fp32 b{b}"], t[f"ours train fp32 b{b}"])
+            for b in batches]
+    rows.append(("  ours bf16 autocast vs their fp32, batch 1", t["authors train fp32 b1"], t["ours train bf16 b1"]))
     rows += [("inference fast fp32, batch 1 (s/clip)", t["authors infer fp32 b1"], t["ours fast fp32 b1"]),
              ("inference fast bf16, batch 1 (s/clip)", t["authors infer fp32 b1"], t["ours fast bf16 b1"]),
              ("inference fast fp32, batch 4 (s/clip)", t["authors infer fp32 b1"], t["ours fast fp32 b4"])]

@@ -10,9 +10,7 @@ a `gr.State`).
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -21,18 +19,20 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from analysis import METHODS  # noqa: E402
 from analysis.plots import FORMATS  # noqa: E402
 from demo.checkpoints import DEFAULT_KEY, LABEL_SETS, SUFFIXES, CheckpointDir, ModelCache  # noqa: E402
 from demo.examples import example_class, render_examples  # noqa: E402
+from demo.guard import UploadGuard, remove_on_exit  # noqa: E402
 from demo.handlers import ALL_GROUPS, GROUP_COLUMNS, IG_BOUND, TOP1, Handlers  # noqa: E402
 from demo.scratch import Scratch  # noqa: E402
 from demo.teaching import CSS as MIXING_CSS  # noqa: E402
 from demo.teaching import JS_ON_LOAD as MIXING_JS  # noqa: E402
 from demo.timeline import timeline_tab  # noqa: E402
 
-MAX_FILE_SIZE = "512mb"  # clips and the authors' checkpoints (S16 on K400 is ~400 MB)
+MAX_FILE_SIZE = 512 << 20  # bytes: clips and the authors' checkpoints (S16 on K400 is ~400 MB)
 DELETE_CACHE = (600, 3600)  # every 10 min, delete uploads and outputs older than an hour
 LAUNCH_ATTEMPTS = 3
 QUEUE_SIZE = 64  # requests waiting beyond this are refused rather than piling up
@@ -73,7 +73,9 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
     Loads the checkpoint and renders the example clips now, so a bad checkpoint fails before serving.
     """
     work = Path(tempfile.mkdtemp(prefix="posmlp-app-"))
-    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    remove_on_exit(work)  # also on SIGTERM
+    # Gradio's uploads and cache live in the work folder too (one app per process), so they go with it
+    os.environ["GRADIO_TEMP_DIR"] = str(work / "gradio")
     _say(f"loading checkpoint {Path(checkpoint).name if checkpoint else 'bundled'} ...")
     models = ModelCache(checkpoint, device or default_device())
     h = Handlers(models, CheckpointDir(checkpoint_dir), Scratch(work / "outputs"))
@@ -302,17 +304,22 @@ def _say(message: str) -> None:
     print(f"app.py: {message}", file=sys.stderr, flush=True)
 
 
-def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs) -> None:
+def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_size: int = MAX_FILE_SIZE,
+           **kwargs) -> None:
     """Serve `app` on `host:port` (loopback by default), without share links or server-side rendering.
 
-    Gradio's own banner (which suggests share links) is silenced; one line says where the app is.
+    Gradio's own banner (which suggests share links) is silenced; one line says where the app is. Uploads above
+    `max_file_size` bytes are refused: at once when the request announces its size, else by Gradio as the bytes
+    arrive; partial uploads of clients that disconnect are deleted.
     """
+    guard = Middleware(UploadGuard, max_bytes=max_file_size, upload_dir=os.environ["GRADIO_TEMP_DIR"])
     kwargs.setdefault("quiet", True)
     block = not kwargs.pop("prevent_thread_lock", False)
     for attempt in range(LAUNCH_ATTEMPTS):
         try:
-            app.launch(server_name=host, server_port=port, share=False, max_file_size=MAX_FILE_SIZE, ssr_mode=False,
-                       theme=THEME, footer_links=["api"], prevent_thread_lock=True, **kwargs)
+            app.launch(server_name=host, server_port=port, share=False, max_file_size=max_file_size, ssr_mode=False,
+                       theme=THEME, footer_links=["api"], prevent_thread_lock=True,
+                       app_kwargs={"middleware": [guard]}, **kwargs)
             break
         except ValueError as err:
             # Gradio gives its own server 3 s to answer the first page; on a busy machine that can time out

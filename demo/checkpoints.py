@@ -9,6 +9,7 @@ path lies inside it: traversal and symlinks out are refused) or uploads one. Eve
 from __future__ import annotations
 
 import copy
+import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -116,15 +117,20 @@ class Loaded:
 class ModelCache:
     """Loaded checkpoints by key: the default one always, plus the `capacity` most recently used others.
 
-    A key maps to a file and class list (`add`), so an evicted checkpoint is reloaded when asked for again.
+    A key names a file by its content (a SHA-256 prefix) and class list (`add`), so two sessions uploading
+    different files under the same name get different keys, and an evicted checkpoint is reloaded when asked
+    for again. Loading runs outside the cache's lock (one load at a time): requests on models already loaded
+    never wait for someone else's upload.
     """
 
-    def __init__(self, default: str | Path | None, device: str, capacity: int = 2) -> None:
+    def __init__(self, default: str | Path | None, device: str, capacity: int = 2, max_sources: int = 64) -> None:
         self.device = device
         self.capacity = capacity
-        self._sources: dict[str, tuple[Path | None, str, list[str] | None]] = {}
+        self.max_sources = max_sources
+        self._sources: OrderedDict[str, tuple[Path | None, str, list[str] | None]] = OrderedDict()
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts only; held for microseconds
+        self._loading = threading.Lock()  # one checkpoint load at a time (memory)
         name = Path(default).name if default is not None else BUNDLED_CHECKPOINT.name
         self._sources[DEFAULT_KEY] = (Path(default) if default is not None else None, name, None)
         self.get(DEFAULT_KEY)  # fail at start, not at the first request
@@ -136,11 +142,20 @@ class ModelCache:
             if label_set not in LABEL_SETS:
                 raise CheckpointError(f"{name} is an authors' checkpoint: choose its class list ({', '.join(LABEL_SETS)})")
             class_names = load_class_names(label_set)
-        key = f"{name} [{label_set}]" if class_names else name
+        key = f"{name} [{file_digest(path)}]" + (f" [{label_set}]" if class_names else "")
         with self._lock:
             self._sources[key] = (path, name, class_names)
-            self._loaded.pop(key, None)  # a new file under a known name replaces the old model
-        self.get(key)
+            self._sources.move_to_end(key)
+            others = [k for k in self._sources if k != DEFAULT_KEY and k not in self._loaded and k != key]
+            for old in others[: max(0, len(self._sources) - 1 - self.max_sources)]:
+                del self._sources[old]
+        try:
+            self.get(key)
+        except BaseException:
+            with self._lock:
+                if key not in self._loaded:
+                    self._sources.pop(key, None)
+            raise
         return key
 
     def get(self, key: str) -> Loaded:
@@ -152,9 +167,23 @@ class ModelCache:
             if key not in self._sources:
                 raise CheckpointError(f"checkpoint {key!r} is not loaded any more: pick or upload it again")
             path, name, class_names = self._sources[key]
+        with self._loading:
+            with self._lock:
+                if key in self._loaded:  # loaded by another request meanwhile
+                    return self._loaded[key]
             loaded = Loaded(name, Predictor(*load_checkpoint(path, class_names=class_names, device=self.device)))
-            self._loaded[key] = loaded
-            others = [k for k in self._loaded if k != DEFAULT_KEY]
-            for old in others[: max(0, len(others) - self.capacity)]:
-                del self._loaded[old]
+            with self._lock:
+                self._loaded[key] = loaded
+                others = [k for k in self._loaded if k != DEFAULT_KEY]
+                for old in others[: max(0, len(others) - self.capacity)]:
+                    del self._loaded[old]
             return loaded
+
+
+def file_digest(path: Path, length: int = 12) -> str:
+    """The first `length` hex digits of a file's SHA-256 (names uploads by content)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:length]

@@ -65,14 +65,21 @@ ATTRIBUTIONS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attribution
 
 
 def user_errors(fn: F) -> F:
-    """Show a `PosMLPError` as a `gr.Error` (its one-line reason) instead of a generic failure."""
+    """Show a `PosMLPError` as a `gr.Error` (its one-line reason) instead of a generic failure; anything else
+    (a bug, memory) still gets a one-line message naming the action, never a bare "Error"."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except gr.Error:
+            raise
         except PosMLPError as err:
             raise gr.Error(str(err), print_exception=False) from None
+        except Exception as err:  # the traceback goes to the server log
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            raise gr.Error(f"{fn.__name__.replace('_', ' ')} failed: {type(err).__name__}"
+                           f"{': ' + first if first else ''} (details in the server log)") from err
 
     return wrapper  # type: ignore[return-value]
 

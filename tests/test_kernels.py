@@ -122,3 +122,55 @@ def test_inference_kernels_without_autograd_match(case):
         got = from_channel_major(unit, mix_channel_major([unit], to_channel_major(unit, x), (B, T, H, W)),
                                  (B, T, H, W))
         torch.testing.assert_close(got, unit(x), rtol=1e-12, atol=1e-12)
+
+
+def _saved_bytes(block: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the distinct storages autograd keeps for backward of one block (parameters excluded)."""
+    params = {p.untyped_storage().data_ptr() for p in block.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        block(x)
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("block_type", ["parallel", "sequential", "joint"])
+def test_channel_major_training_keeps_no_more_activations_than_channels_last(block_type):
+    from posmlp_video.models.posmlp import PosMLPBlock
+
+    block = PosMLPBlock(32, block_type, temporal_window=4, spatial_window=4, gamma=4, adapt_temporal=True).train()
+    x = torch.randn(2, 4, 8, 8, 32, requires_grad=True)
+    block.layout = "channels_last"
+    reference = _saved_bytes(block, x)
+    block.layout = "channel_major"
+    assert _saved_bytes(block, x) <= reference
+
+
+def test_grad_checkpointing_and_bf16_autocast_train_through_the_channel_major_layout():
+    from posmlp_video.models import create_model
+
+    model = create_model("posmlp_video_xs", num_frames=4, img_size=32, table_init="trunc_normal").train()
+    x, y = torch.randn(2, 3, 4, 32, 32), torch.tensor([1, 2])
+
+    def grads(checkpointing: bool, bf16: bool) -> dict[str, torch.Tensor]:
+        model.zero_grad()
+        model.set_grad_checkpointing(checkpointing)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return {n: p.grad.float().clone() for n, p in model.named_parameters()}
+
+    plain, checkpointed, bf16 = grads(False, False), grads(True, False), grads(False, True)
+    for name, g in plain.items():
+        torch.testing.assert_close(checkpointed[name], g, rtol=1e-4, atol=1e-6, msg=name)
+        assert bf16[name].dtype == torch.float32
+    tables = [n for n in plain if n.endswith("bias_table")]
+    flat = torch.cat([plain[n].flatten() for n in tables])
+    flat_bf16 = torch.cat([bf16[n].flatten() for n in tables])
+    assert torch.nn.functional.cosine_similarity(flat, flat_bf16, dim=0) > 0.95

@@ -213,9 +213,8 @@ class _ChannelMajorMix(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, y: torch.Tensor, thw: tuple[int, ...], gates: Sequence[PositionalGatingUnit],
+    def forward(ctx, y: torch.Tensor, thw: tuple[int, ...], gates: Sequence[PositionalGatingUnit], keep: bool,
                 *params: torch.Tensor) -> torch.Tensor:
-        keep = any(ctx.needs_input_grad)
         C = y.shape[0] // (2 * len(gates))
         g = y.new_empty(len(gates) * C, y.shape[1])
         saved, ctx.plans = [], []
@@ -247,7 +246,7 @@ class _ChannelMajorMix(torch.autograd.Function):
                 dw, db = plan.backward(dg[C * i: C * (i + 1)].to(y.dtype), y[rows[0]], y[rows[1]], saved[i],
                                        weights, dy[rows[0]], dy[rows[1]])
                 grads += [dw.to(params[2 * i].dtype), db.to(params[2 * i + 1].dtype)]
-        return (dy, None, None, *grads)
+        return (dy, None, None, None, *grads)
 
 
 class _Plan:
@@ -302,7 +301,9 @@ def mix_channel_major(gates: Sequence[PositionalGatingUnit], y: torch.Tensor, th
     params = []
     for gate in gates:
         params += gate.mixing_weights(gate.runtime_window(T, H, W))
-    return _ChannelMajorMix.apply(y, (B, T, H, W), tuple(gates), *params)
+    # without autograd (inference) nothing is saved and the mixing runs in place where the layout allows
+    keep = torch.is_grad_enabled() and any(t.requires_grad for t in (y, *params))
+    return _ChannelMajorMix.apply(y, (B, T, H, W), tuple(gates), keep, *params)
 
 
 class PositionalGatingUnit(nn.Module):
