@@ -74,8 +74,9 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
     """
     work = Path(tempfile.mkdtemp(prefix="posmlp-app-"))
     remove_on_exit(work)  # also on SIGTERM
-    # Gradio's uploads and cache live in the work folder too (one app per process), so they go with it
-    os.environ["GRADIO_TEMP_DIR"] = str(work / "gradio")
+    # Gradio's uploads and cache live in the first app's work folder, so they go with it. Set once per
+    # process: Gradio reads it at every upload, so a later build_app (even one that fails) must not move it
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(work / "gradio"))
     _say(f"loading checkpoint {Path(checkpoint).name if checkpoint else 'bundled'} ...")
     models = ModelCache(checkpoint, device or default_device())
     h = Handlers(models, CheckpointDir(checkpoint_dir), Scratch(work / "outputs"))
