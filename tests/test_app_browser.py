@@ -15,7 +15,13 @@ from video_corpus import BROKEN
 
 from analysis import get_table, model_mixing_row, relative_position_biases
 from analysis.plots import figure_bytes, plot_table
-from posmlp_video.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint, save_checkpoint, update_meta
+from posmlp_video.checkpoint import (
+    BUNDLED_CHECKPOINT,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+    update_meta,
+)
 from posmlp_video.models import PosMLPVideo
 from posmlp_video.predict import Predictor
 
@@ -180,7 +186,8 @@ def test_an_example_click_runs_it_and_examples_carry_their_true_class(page, app_
 
 def test_header_card_switches_with_the_checkpoint_and_the_note_follows_its_rule(page, app_server, extra_checkpoints):
     header = page.locator("#model-header")
-    assert "no calibrated confidence threshold" in header.inner_text().lower()
+    bundled = read_meta(BUNDLED_CHECKPOINT)["card"]["confidence"]["min_prob"]  # the bundled model's own rule
+    assert f"below {100 * bundled:.0f}%" in header.inner_text()
     _pick_checkpoint(page, "carded.safetensors")
     page.wait_for_function("() => document.querySelector('#model-header').innerText.includes('A test card')")
     assert "below 50%" in header.inner_text()
@@ -220,7 +227,12 @@ def test_grad_cam_stage_selector(page, app_server):
     page.locator("[role=option]", has_text="grad_cam").click()
     stage = page.locator("#attr-cam-stage input")
     stage.wait_for()
-    assert stage.input_value() == "stage 2: 8 x 2 x 2 map"  # the deepest stage larger than 1 x 1
+    model, meta = load_checkpoint()
+    maps = model.forward_intermediates(torch.zeros(1, 3, meta["num_frames"], *meta["input_size"]),
+                                       intermediates_only=True)
+    deepest = max(i for i, m in enumerate(maps) if m.shape[-2] * m.shape[-1] > 1)  # deepest map larger than 1 x 1
+    t, h, w = maps[deepest].shape[-3:]
+    assert stage.input_value() == f"stage {deepest}: {t} x {h} x {w} map"
     stage.click()
     page.locator("[role=option]", has_text="stage 1:").click()
     page.click("#attr-button")
