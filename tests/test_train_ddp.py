@@ -43,5 +43,5 @@ def test_torchrun_cli_trains_and_exports(tmp_path):
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     assert all(r["world_size"] == 2 for r in records)
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt", "metrics.jsonl",
-                                                     "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "best.pt", "config.yaml", "last.prev.pt",
+                                                     "last.pt", "metrics.jsonl", "model.safetensors"]
