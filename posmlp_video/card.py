@@ -192,10 +192,10 @@ def model_card_markdown(meta: dict[str, Any], model: nn.Module | None = None) ->
     if not (card.get("recipe") or isinstance(meta.get("recipe"), dict) or training):
         out.append(UNKNOWN)
     out += ["", "## Evaluation", ""] + _evaluation_lines(meta, card) + [""]
-    confidence = card.get("confidence") or {}
-    if confidence.get("min_prob") is not None:
-        out += [f"Predictions below {confidence['min_prob']:.2f} max probability are shown as uncertain "
-                f"({confidence.get('how', 'threshold origin not stated')}).", ""]
+    threshold = min_prob(meta)
+    if threshold is not None:
+        out += [f"Predictions below {threshold:.2f} max probability are shown as uncertain "
+                f"({card['confidence'].get('how', 'threshold origin not stated')}).", ""]
     out += ["## Intended use", "", _or_unknown(card.get("intended_use")), "",
             "## Limits", "", _or_unknown(card.get("limits")), ""]
     return "\n".join(out)
