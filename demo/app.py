@@ -296,7 +296,9 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
         refresh_all(load_upload.click(h.upload, [upload, label_set], [key, status], api_visibility="private"))
         refresh_all(back.click(h.use_default, None, [key, status], api_visibility="private"))
 
-    app.queue(default_concurrency_limit=limit, max_size=QUEUE_SIZE)
+    # api_open=False: Gradio's direct REST routes (/gradio_api/run/...) would run any handler, hidden ones
+    # included, beside the queue (no size limit, no concurrency limit); every call goes through the queue.
+    app.queue(default_concurrency_limit=limit, max_size=QUEUE_SIZE, api_open=False)
     return app
 
 

@@ -30,6 +30,7 @@ from posmlp_video.predict import Predictor
 SUFFIXES = (".safetensors", ".pth", ".pyth")
 LABEL_SETS = tuple(LABEL_FILES)  # class lists for the authors' checkpoints, which carry none
 DEFAULT_KEY = "default"
+SESSION_MARK = " | session "  # separates a key's shown part from the session that owns it
 
 
 class CheckpointDir:
@@ -117,10 +118,13 @@ class Loaded:
 class ModelCache:
     """Loaded checkpoints by key: the default one always, plus the `capacity` most recently used others.
 
-    A key names a file by its content (a SHA-256 prefix) and class list (`add`), so two sessions uploading
-    different files under the same name get different keys, and an evicted checkpoint is reloaded when asked
-    for again. Loading runs outside the cache's lock (one load at a time): requests on models already loaded
-    never wait for someone else's upload.
+    A key names a file by its content (a SHA-256 prefix) and class list, and an upload also by the session that
+    sent it (`add`): two sessions never share an uploaded model, even one with the same name or bytes, while a
+    file picked from the server's folder (the operator's, read-only) is loaded once for everyone. At most
+    `capacity` checkpoints besides the default stay loaded (least recently used go first) and `max_sources` are
+    remembered, so memory stays bounded however many sessions upload; an evicted checkpoint is reloaded when
+    asked for again. Loading runs outside the cache's lock (one load at a time): requests on models already
+    loaded never wait for someone else's upload.
     """
 
     def __init__(self, default: str | Path | None, device: str, capacity: int = 2, max_sources: int = 64) -> None:
@@ -135,14 +139,16 @@ class ModelCache:
         self._sources[DEFAULT_KEY] = (Path(default) if default is not None else None, name, None)
         self.get(DEFAULT_KEY)  # fail at start, not at the first request
 
-    def add(self, path: Path, name: str, label_set: str | None = None) -> str:
-        """Load a checkpoint file (an authors' one needs `label_set`) and return its key."""
+    def add(self, path: Path, name: str, label_set: str | None = None, session: str | None = None) -> str:
+        """Load a checkpoint file (an authors' one needs `label_set`) and return its key; `session` (the
+        uploader's Gradio session) makes the key that session's own."""
         class_names = None
         if path.suffix != ".safetensors":
             if label_set not in LABEL_SETS:
                 raise CheckpointError(f"{name} is an authors' checkpoint: choose its class list ({', '.join(LABEL_SETS)})")
             class_names = load_class_names(label_set)
         key = f"{name} [{file_digest(path)}]" + (f" [{label_set}]" if class_names else "")
+        key += f"{SESSION_MARK}{session}" if session else ""
         with self._lock:
             self._sources[key] = (path, name, class_names)
             self._sources.move_to_end(key)
@@ -178,6 +184,11 @@ class ModelCache:
                 for old in others[: max(0, len(others) - self.capacity)]:
                     del self._loaded[old]
             return loaded
+
+
+def key_label(key: str) -> str:
+    """The part of a checkpoint key a person reads: file name, content hash and class list, not the session."""
+    return key.split(SESSION_MARK)[0]
 
 
 def file_digest(path: Path, length: int = 12) -> str:

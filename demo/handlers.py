@@ -32,7 +32,7 @@ from analysis import (
 from analysis.attributions import default_cam_stage
 from analysis.interactive import temporal_importance_figure, unit_figure
 from analysis.plots import figure_bytes, plot_attribution_strip, plot_mixing, plot_table
-from demo.checkpoints import DEFAULT_KEY, CheckpointDir, ModelCache, check_upload
+from demo.checkpoints import DEFAULT_KEY, CheckpointDir, ModelCache, check_upload, key_label
 from demo.examples import EXAMPLE_CLASSES
 from demo.scratch import Scratch
 from demo.teaching import mixing_html
@@ -396,16 +396,17 @@ class Handlers:
         if not name:
             raise gr.Error("choose a checkpoint from the list", print_exception=False)
         key = self.models.add(self.folder.resolve(name), name, label_set)
-        return key, f"Loaded **{key}**"
+        return key, f"Loaded **{key_label(key)}**"
 
     @user_errors
-    def upload(self, path: str | None, label_set: str | None) -> tuple[str, str]:
-        """Load an uploaded checkpoint; returns the new session key and a status line."""
+    def upload(self, path: str | None, label_set: str | None, request: gr.Request | None = None) -> tuple[str, str]:
+        """Load an uploaded checkpoint as the uploading session's own; returns its key and a status line."""
         if not path:
             raise gr.Error("upload a checkpoint file first", print_exception=False)
         file = check_upload(path)
-        key = self.models.add(file, f"uploaded {file.name}", label_set)
-        return key, f"Loaded **{key}**"
+        session = request.session_hash if request is not None else None
+        key = self.models.add(file, f"uploaded {file.name}", label_set, session=session)
+        return key, f"Loaded **{key_label(key)}**"
 
     @staticmethod
     def use_default() -> tuple[str, str]:
