@@ -10,7 +10,8 @@
 - on CPU a batch runs one clip at a time (`InferenceModel`).
 
 In float32 this is the faithful path (relative logit error ~2e-7 against the model). ``dtype=torch.bfloat16``
-stores weights and activations in bf16 (AVX512-BF16 / AMX on CPU). Measured and left out on CPU (single-thread
+stores weights and activations in bf16 (AVX512-BF16 / AMX on CPU; on a CPU without AVX-512 bf16 falls back to slow
+paths, ~20x slower than float32, and `optimize_for_inference` warns). Measured and left out on CPU (single-thread
 CPU time, S16 16 x 224 x 224): ``torch.compile`` of this path (1.06 s bf16 against 0.44 s uncompiled; with
 weight freezing 1.10 s) and PyTorch's int8 dynamic quantisation (``torch.ao``, deprecated: at these shapes no
 faster than oneDNN float32, ~2% error per layer). ``torch.compile`` of the plain model is in the benchmark.
@@ -19,6 +20,7 @@ faster than oneDNN float32, ~2% error per layer). ``torch.compile`` of the plain
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from torch import nn
@@ -26,7 +28,18 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from posmlp_video.models.posmlp import PosMLPVideo
 
-__all__ = ["InferenceModel", "optimize_for_inference"]
+__all__ = ["InferenceModel", "cpu_has_fast_bf16", "optimize_for_inference"]
+
+# Measured on a 2-core AMD EPYC without bf16 instructions (benchmarks/results/models_authors_quick.json):
+# S16 inference 34.9 s in bf16 against 1.5 s in float32; a training step 85 s against 5.2 s.
+BF16_EMULATED = ("this CPU lacks the AVX-512 that oneDNN's bf16 kernels need: bf16 runs on slow fallback paths "
+                 "here, about 15-25x slower than float32; use float32")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN has bf16 kernels for this CPU (AVX-512; fastest with AVX512-BF16 / AMX). Without them
+    (e.g. AVX2-only CPUs) PyTorch's bf16 falls back to slow paths."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 class InferenceModel(nn.Module):
@@ -59,6 +72,8 @@ def optimize_for_inference(model: PosMLPVideo, dtype: torch.dtype = torch.float3
     """
     if dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
+    if dtype == torch.bfloat16 and next(model.parameters()).device.type == "cpu" and not cpu_has_fast_bf16():
+        warnings.warn(BF16_EMULATED, stacklevel=2)
     model = copy.deepcopy(model).eval().requires_grad_(False)
     stem = model.stem
     stem.conv1, stem.bn1 = fuse_conv_bn_eval(stem.conv1, stem.bn1), nn.Identity()

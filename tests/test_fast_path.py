@@ -44,6 +44,7 @@ def test_fp32_fast_path_matches_the_model(block_types, clips):
     assert torch.equal(got.argmax(1), expected.argmax(1))
 
 
+@pytest.mark.filterwarnings("ignore:this CPU lacks the AVX-512")
 def test_bf16_agrees_with_fp32(clips):
     model = create_model("posmlp_video_xs", table_init="trunc_normal").eval()
     with torch.no_grad():
@@ -53,6 +54,35 @@ def test_bf16_agrees_with_fp32(clips):
     # an untrained model's logits are nearly tied, so a loose agreement bound; the benchmark reports the real one
     assert rel_err(got, expected) <= 0.05
     assert (got.argmax(1) == expected.argmax(1)).float().mean() >= 0.75
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_warns_only_where_the_cpu_lacks_bf16_kernels(native, monkeypatch, recwarn):
+    import posmlp_video.fast as fast
+
+    monkeypatch.setattr(fast, "cpu_has_fast_bf16", lambda: native)
+    model = create_model("posmlp_video_xs")
+    optimize_for_inference(model)  # float32 never warns
+    optimize_for_inference(model, dtype=torch.bfloat16)
+    messages = [str(w.message) for w in recwarn]
+    assert any("bf16 runs on slow fallback paths" in m for m in messages) != native
+
+
+def test_cpu_bf16_detection_agrees_with_the_cpu_flags():
+    from pathlib import Path
+
+    from posmlp_video.fast import cpu_has_fast_bf16
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists() or "flags" not in cpuinfo.read_text():
+        pytest.skip("no x86 CPU flags to compare with")
+    flags = set(cpuinfo.read_text().split())
+
+    # oneDNN's bf16 kernels need AVX-512 (BW, VL, DQ); an AVX2-only CPU must be reported as slow
+    if "avx512bw" not in flags:
+        assert not cpu_has_fast_bf16()
+    if {"avx512bw", "avx512vl", "avx512dq"} <= flags:
+        assert cpu_has_fast_bf16()
 
 
 def test_fast_copy_leaves_the_model_alone_and_runs_without_autograd():

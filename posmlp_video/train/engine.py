@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from posmlp_video.checkpoint import read_meta, resize_state_dict, save_checkpoin
 from posmlp_video.convert import from_official
 from posmlp_video.errors import CheckpointError, PosMLPError
 from posmlp_video.evaluate import autocast, evaluate_model
+from posmlp_video.fast import BF16_EMULATED, cpu_has_fast_bf16
 from posmlp_video.loading import load_state_dict_checked
 from posmlp_video.models import VARIANTS, PosMLPVideo, create_model
 from posmlp_video.train.checkpointing import (
@@ -89,6 +91,8 @@ def check_config(cfg: Config, device: torch.device) -> None:
     check_values(cfg)
     if cfg.train.amp == "fp16" and device.type != "cuda":
         raise PosMLPError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
+    if cfg.train.amp == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16():
+        warnings.warn(f"train.amp=bf16: {BF16_EMULATED}", stacklevel=2)
     if (cfg.aug.mixup > 0 or cfg.aug.cutmix > 0) and cfg.train.batch_size % 2:
         raise PosMLPError("mixup/cutmix pair each clip with another: train.batch_size must be even")
     if cfg.model.name not in VARIANTS:
