@@ -28,7 +28,8 @@ from posmlp_video.loading import LABEL_FILES, load_class_names
 from posmlp_video.predict import Predictor
 
 SUFFIXES = (".safetensors", ".pth", ".pyth")
-LABEL_SETS = tuple(LABEL_FILES)  # class lists for the authors' checkpoints, which carry none
+NUMBERED = "numbered"  # no class list: "class 0", "class 1", ... (any class count)
+LABEL_SETS = (*LABEL_FILES, NUMBERED)  # class lists for the authors' checkpoints, which carry none
 DEFAULT_KEY = "default"
 SESSION_MARK = " | session "  # separates a key's shown part from the session that owns it
 
@@ -55,7 +56,7 @@ class CheckpointDir:
     def resolve(self, name: str) -> Path:
         """The real path of a listed name; anything else (traversal, absolute, symlink out) is refused."""
         if name not in self.names():
-            raise CheckpointError(f"no checkpoint named {name!r} in the checkpoint folder")
+            raise CheckpointError(f"no checkpoint named {name!r} in the checkpoint folder (the list now shows what is there)")
         return (self.root / name).resolve()
 
 
@@ -146,8 +147,8 @@ class ModelCache:
         if path.suffix != ".safetensors":
             if label_set not in LABEL_SETS:
                 raise CheckpointError(f"{name} is an authors' checkpoint: choose its class list ({', '.join(LABEL_SETS)})")
-            class_names = load_class_names(label_set)
-        key = f"{name} [{file_digest(path)}]" + (f" [{label_set}]" if class_names else "")
+            class_names = None if label_set == NUMBERED else load_class_names(label_set)
+        key = f"{name} [{file_digest(path)}]" + (f" [{label_set}]" if path.suffix != ".safetensors" else "")
         key += f"{SESSION_MARK}{session}" if session else ""
         with self._lock:
             self._sources[key] = (path, name, class_names)
@@ -177,7 +178,7 @@ class ModelCache:
             with self._lock:
                 if key in self._loaded:  # loaded by another request meanwhile
                     return self._loaded[key]
-            loaded = Loaded(name, Predictor(*load_checkpoint(path, class_names=class_names, device=self.device)))
+            loaded = Loaded(name, Predictor(*load_named(path, class_names, self.device)))
             with self._lock:
                 self._loaded[key] = loaded
                 others = [k for k in self._loaded if k != DEFAULT_KEY]
@@ -189,6 +190,18 @@ class ModelCache:
 def key_label(key: str) -> str:
     """The part of a checkpoint key a person reads: file name, content hash and class list, not the session."""
     return key.split(SESSION_MARK)[0]
+
+
+def load_named(path: Path | None, class_names: list[str] | None, device: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """`load_checkpoint`, with an authors' checkpoint's classes named by `class_names` when the counts match.
+
+    A class count that the chosen list does not have (a fine-tuned head, a subset) is not an error here: the
+    classes stay numbered ("class 17") and the app says how to attach names (`convert --labels`).
+    """
+    model, meta = load_checkpoint(path, device=device)
+    if class_names is not None and len(class_names) == model.num_classes:
+        meta["class_names"] = list(class_names)
+    return model, meta
 
 
 def file_digest(path: Path, length: int = 12) -> str:

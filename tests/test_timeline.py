@@ -12,7 +12,7 @@ from posmlp_video.cli import main
 from posmlp_video.data.decode import FrameStream, read_video
 from posmlp_video.data.encode import write_mp4
 from posmlp_video.data.synthmotion import CLASS_NAMES, render_clip
-from posmlp_video.timeline import _window_clips, compute_timeline, parse_seconds, window_indices
+from posmlp_video.timeline import Timeline, _window_clips, compute_timeline, parse_seconds, window_indices
 
 WINDOW, STRIDE = 2.0, 0.5
 
@@ -45,12 +45,35 @@ def test_windows_come_out_as_soon_as_their_frames_did():
     assert parse_seconds("500ms") == 0.5 and parse_seconds("2s") == 2.0
 
 
+def test_segments_are_cut_halfway_between_the_window_centres_where_the_top_class_changes():
+    """Hand-made probabilities: an ideal model labels each window by the motion covering most of it; the
+    segments then lie within half a stride of the true boundaries (4 s and 8 s) and take the runs' mean score."""
+    starts = np.arange(0, 10.01, STRIDE)
+    centres = starts + WINDOW / 2
+    truth = np.minimum(centres // 4, 2).astype(int)  # a window centred on a boundary counts as the later motion
+    probabilities = np.full((len(starts), 3), 0.1, np.float32)
+    probabilities[np.arange(len(starts)), truth] = 0.8
+    probabilities[4, 0] = 0.6  # one window less sure: the run's score is the mean
+    timeline = Timeline(starts, starts + WINDOW, probabilities, ["a", "b", "c"], 12.0)
+    assert [(s.start, s.end, s.label) for s in timeline.segments()] == [(0.0, 3.75, "a"), (3.75, 7.75, "b"),
+                                                                      (7.75, 12.0, "c")]
+    assert timeline.segments()[0].score == pytest.approx((0.8 * 5 + 0.6) / 6)
+    assert timeline.at(5.1) == (8, timeline.segments()[1])  # the window centred at 5.0, inside "b"
+
+
 @pytest.mark.slow
 def test_segments_of_concatenated_synthmotion_clips(tmp_path, capsys):
-    """Three 4 s SynthMotion motions back to back: each is found, within one and a half windows of its true start
-    and end, and anything else (windows straddling two motions) lasts less than one window. (The 64-pixel
-    bundled model names "up" only once most of its travel is in the 2 s window: its segment starts 2.25 s late.)"""
-    labels = [0, 2, 6]
+    """Three 4 s SynthMotion motions back to back: each is found within one window (2 s) of its true start and
+    end, and anything else (windows straddling two motions) lasts less than one window.
+
+    Which classes, and why: the bundled model was trained on 8-frame clips that each hold one whole motion, and
+    a 2 s window on a 4 s motion sees half of it. On half motions its top-1 drops from 98% (whole 4 s clips, 10
+    per class) to 71% (first halves) and 68% (second halves), and not evenly: over 8 videos per class (the class
+    between two others, seeds unlike this test's), its segment was within one window of the truth in 8/8 for
+    moving left/right, growing/shrinking, turning and appearing/disappearing, but 7/8 for up, 6/8 down, 5/8
+    splitting and 3/8 merging (an "up" clip's first half reads as splitting). So the motions here are three of
+    the first kind (right-to-left, growing, clockwise); the timing itself is tested on ideal labels above."""
+    labels = [0, 4, 6]
     clips = [render_clip(np.random.default_rng([5, i]), label, 32, 64, 64)[0] for i, label in enumerate(labels)]
     video = write_mp4(tmp_path / "three.mp4", np.concatenate(clips), fps=8)
     model, meta = load_checkpoint()
@@ -61,7 +84,7 @@ def test_segments_of_concatenated_synthmotion_clips(tmp_path, capsys):
     for k, label in enumerate(labels):
         start, end = 4.0 * k, 4.0 * (k + 1)
         found = [s for s in segments if s.label == CLASS_NAMES[label]
-                 and abs(s.start - start) <= 1.5 * WINDOW and abs(s.end - end) <= 1.5 * WINDOW]
+                 and abs(s.start - start) <= WINDOW and abs(s.end - end) <= WINDOW]
         assert found, (CLASS_NAMES[label], segments)
     for s in segments:
         truth = CLASS_NAMES[labels[min(int(((s.start + s.end) / 2) // 4), 2)]]

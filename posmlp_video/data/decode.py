@@ -128,9 +128,7 @@ class _Index:
 
 def probe_video(path: str | Path, *, budget: DecodeBudget | None = None) -> VideoInfo:
     """Count frames and read size/rate/rotation, decoding only the first picture."""
-    work = _Work(budget)
-    with _open(path, work) as container:
-        return _index(container, work).info
+    return _indexed(path, _Work(budget)).info
 
 
 def read_video(path: str | Path, sampler: Sampler | None = None, *, short_side: int | None = None,
@@ -143,15 +141,9 @@ def read_video(path: str | Path, sampler: Sampler | None = None, *, short_side: 
     (default: ``DecodeBudget.from_env()``).
     """
     work = _Work(budget)
-    with _open(path, work) as container:
-        index = _index(container, work)
+    index = _indexed(path, work)
     info = index.info
-    if sampler is None:
-        grid = np.arange(info.num_frames)
-        wanted = grid
-    else:
-        grid = np.asarray(sampler(info.timeline_frames), dtype=np.int64)
-        wanted = index.grid_to_frame[grid]
+    grid, wanted = _sampled(index, sampler)
     out_w, out_h = _output_size(info, short_side)
     check_output(wanted.size, out_w, out_h)
     decoded = _decode_wanted(path, index, np.unique(wanted), _coded_size(info, out_w, out_h), work)
@@ -162,6 +154,35 @@ def read_video(path: str | Path, sampler: Sampler | None = None, *, short_side: 
         wanted = grid = have
     frames = np.stack([_display(decoded[i], info.rotation) for i in _nearest(have, wanted.reshape(-1))])
     return VideoClip(frames.reshape(*wanted.shape, *frames.shape[1:]), grid, info)
+
+
+@dataclass(frozen=True)
+class DecodeCheck:
+    """What `check_decoding` found: the index pass's info, the frame indices it decoded for (sorted), and
+    those among them that did not decode (empty: every one did)."""
+
+    info: VideoInfo
+    checked: np.ndarray
+    failed: np.ndarray
+
+
+def check_decoding(path: str | Path, sampler: Sampler | None = None, *,
+                   budget: DecodeBudget | None = None) -> DecodeCheck:
+    """Decode the frames ``sampler(timeline_frames)`` asks for (every frame if None) and say which did not.
+
+    What ``read_video`` quietly replaces by a neighbour (a cut-off tail, corrupt packets) is counted here, so a
+    dataset check can name the file. Frames the decoder conceals (outputs despite damage) are not detectable.
+    Without a sampler the whole file is decoded, under ``budget`` scaled to its length as ``FrameStream``
+    does (an hour-long file is not "too large" for being long); with one, under ``budget`` as it is.
+    """
+    base = budget or DecodeBudget.from_env()
+    work = _Work(base)
+    index = _indexed(path, work)
+    if sampler is None:
+        work = _Work(_length_budget(base, index.info.num_frames))
+    wanted = np.unique(_sampled(index, sampler)[1])
+    decoded = _decode_wanted(path, index, wanted, (1, 1), work)  # 1x1 pixel: only whether it decodes matters
+    return DecodeCheck(index.info, wanted, wanted[~np.isin(wanted, list(decoded))])
 
 
 def read_frame_folder(folder: str | Path, num_frames: int, sampler: Sampler, *, template: str = "{:05d}.jpg",
@@ -545,6 +566,21 @@ def _index(container: av.container.InputContainer, work: _Work) -> _Index:
     return _Index(info, sorted_pts, grid_to_frame, keyframes)
 
 
+def _indexed(path: str | Path, work: _Work) -> _Index:
+    """Open ``path`` and run the index pass."""
+    with _open(path, work) as container:
+        return _index(container, work)
+
+
+def _sampled(index: _Index, sampler: Sampler | None) -> tuple[np.ndarray, np.ndarray]:
+    """(timeline indices, frame indices) ``sampler`` asks for; without one, every frame (the two the same)."""
+    if sampler is None:
+        grid = np.arange(index.info.num_frames)
+        return grid, grid
+    grid = np.asarray(sampler(index.info.timeline_frames), dtype=np.int64)
+    return grid, index.grid_to_frame[grid]
+
+
 def _nominal_fps(stream: av.video.stream.VideoStream) -> float:
     rate = stream.average_rate or stream.guessed_rate
     return float(rate) if rate else 0.0
@@ -666,6 +702,14 @@ def _decode_wanted(path: str | Path, index: _Index, wanted: np.ndarray, size: tu
     return out
 
 
+def _length_budget(base: DecodeBudget, num_frames: int) -> DecodeBudget:
+    """``base`` scaled to decoding all ``num_frames`` frames: its frame and byte limits raised to the frames
+    counted, its time limit by the same factor (a file decoding slower than ``base``'s rate still stops)."""
+    scale = max(1.0, (num_frames + 16) / base.frames)
+    return DecodeBudget(seconds=base.seconds * scale, frames=max(base.frames, num_frames + 16),
+                        bytes=max(base.bytes, int(base.bytes * scale)))
+
+
 def _keyframe_before(index: _Index, target: int) -> int:
     """Frame index of the last keyframe at or before ``target`` (-1 if none is known)."""
     k = int(np.searchsorted(index.keyframes, target, side="right")) - 1
@@ -701,13 +745,10 @@ class FrameStream:
     def __init__(self, path: str | Path, *, short_side: int | None = None, budget: DecodeBudget | None = None) -> None:
         self.path = path
         base = budget or DecodeBudget.from_env()
-        with _open(path, _Work(base)) as container:
-            self._index = _index(container, _Work(base))
+        self._index = _indexed(path, _Work(base))
         self.info = info = self._index.info
         self._size = _coded_size(info, *_output_size(info, short_side))
-        scale = max(1.0, (info.num_frames + 16) / base.frames)
-        self._budget = DecodeBudget(seconds=base.seconds * scale, frames=max(base.frames, info.num_frames + 16),
-                                    bytes=max(base.bytes, int(base.bytes * scale)))
+        self._budget = _length_budget(base, info.num_frames)
 
     def frames(self, timeline_indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """``(timeline index, uint8 (H, W, 3) frame)`` for each of the sorted unique ``timeline_indices``,
