@@ -313,6 +313,13 @@ def test_an_authors_checkpoint_of_an_unlisted_class_count_gets_numbered_classes_
     named = Predictor.from_checkpoint(tmp_path / "named.safetensors")
     assert named.class_names == [f"motion {i}" for i in range(10)]
     assert "numbered" not in handlers.loaded_status(handlers.upload(str(tmp_path / "named.safetensors"), None)[0])
+    assert main(["convert", authors.name, "plain.safetensors"]) == 0  # ours, converted without names
+    key, status = handlers.upload(str(tmp_path / "plain.safetensors"), None)
+    assert "Its 10 classes are numbered" in status
+    command = re.search(r"`python -m posmlp_video (convert [^`]+)`", status).group(1)
+    (tmp_path / "named.safetensors").unlink()
+    assert command.startswith("convert plain.safetensors ") and main(command.split()) == 0  # works on ours too
+    assert Predictor.from_checkpoint(tmp_path / "named.safetensors").class_names[3] == "motion 3"
 
 
 def test_the_picker_follows_the_folder_and_a_removed_pick_is_one_line(tmp_path):

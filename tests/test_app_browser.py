@@ -10,6 +10,7 @@ import io
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from video_corpus import BROKEN
 
 from analysis import get_table, model_mixing_row, relative_position_biases
 from analysis.plots import figure_bytes, plot_table
+from demo.handlers import ATTRIBUTIONS
 from posmlp_video.checkpoint import (
     BUNDLED_CHECKPOINT,
     load_checkpoint,
@@ -306,12 +308,22 @@ def test_cancel_stops_a_running_attribution(page, app_server):
     page.locator("#attr-steps input[type=number]").fill("128")
     page.locator("#attr-steps input[type=number]").press("Enter")
     page.click("#attr-button")
-    page.get_by_text("forward passes").first.wait_for()  # the progress bar counts passes: it is running
+    start = time.monotonic()
+    passes = page.get_by_text(re.compile(r"\b([2-9]|\d\d+)/\d+ passes")).first  # the bar counts passes
+    passes.wait_for()
+    done, total = map(int, re.search(r"(\d+)/(\d+) passes", passes.inner_text()).groups())
     assert page.locator("#attr-button").is_disabled()
     page.click("#attr-cancel")
+    per_pass = (time.monotonic() - start) / done
     page.get_by_text("Attribution cancelled").wait_for()
     page.wait_for_function("() => !document.querySelector('#attr-button').disabled")
     assert not page.locator("#attr-cancel").is_visible() and not page.locator("#attr-overlay video").count()
+    # the run stopped at its next pass: the attribution worker is free long before the rest would have run
+    waited = time.monotonic()
+    ATTRIBUTIONS.submit(lambda: None).result(timeout=600)
+    waited = time.monotonic() - waited
+    print(f"cancel at pass {done}/{total} ({per_pass:.2f} s a pass): the worker was free {waited:.2f} s later")
+    assert total - done >= 8 and waited < 0.5 * per_pass * (total - done), (done, total, per_pass, waited)
     # the worker is free again: a quick saliency run finishes, and Classify still answers
     page.locator("#attr-method input").click()
     page.locator("[role=option]", has_text="saliency").click()
