@@ -31,7 +31,7 @@ METHODS = ("integrated_gradients", "saliency", "occlusion", "frame_occlusion", "
 BASELINES = ("mean", "black")
 _SMOOTHING = ("noise_tunnel", "nt_stdev", "nt_samples_batch_size")
 OPTIONS = {
-    "integrated_gradients": ("steps", "internal_batch_size", "ig_method", *_SMOOTHING),
+    "integrated_gradients": ("steps", "internal_batch_size", "ig_method", "max_error", "max_steps", *_SMOOTHING),
     "saliency": _SMOOTHING,
     "occlusion": ("patch", "stride", "perturbations_per_eval"),
     "frame_occlusion": ("perturbations_per_eval",),
@@ -52,7 +52,9 @@ class Attribution:
             samples), else None: ``sum(values) - logit_change``.
         logit_change: F(x) - F(baseline) for the target logit.
         logit, probability: the target's logit and softmax probability on the clip.
-        options: the options the method ran with (steps, patch, stage, ...).
+        options: the options the method ran with (steps, patch, stage, ...; for integrated gradients with
+            ``max_error``, the steps of the last run).
+        tries: integrated gradients with ``max_error``: ``(steps, relative_delta)`` of every run, this one last.
     """
 
     values: np.ndarray
@@ -65,6 +67,7 @@ class Attribution:
     probability: float
     target_name: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    tries: tuple[tuple[int, float], ...] = ()
 
     def temporal_importance(self) -> np.ndarray:
         """``(T,)`` per-frame sums of `values` (for integrated gradients: each frame's share of the logit change)."""
@@ -73,9 +76,14 @@ class Attribution:
     @property
     def relative_delta(self) -> float | None:
         """|delta| / |logit_change|: the completeness error as a fraction (None without a delta)."""
-        if self.delta is None:
-            return None
-        return abs(self.delta) / abs(self.logit_change) if self.logit_change else math.inf
+        return None if self.delta is None else _relative(self.delta, self.logit_change)
+
+
+def _relative(delta: float, logit_change: float) -> float:
+    """|delta| / |logit_change| (0 when both are 0, infinite when only the change is)."""
+    if not logit_change:
+        return 0.0 if not delta else math.inf
+    return abs(delta) / abs(logit_change)
 
 
 def check_clip(video: np.ndarray) -> np.ndarray:
@@ -264,9 +272,13 @@ def attribute(
         grad_cam: ``stage`` (-1, the last): Grad-CAM on that stage's output, upsampled to (T, H, W).
         integrated_gradients and saliency also take ``noise_tunnel=n`` (SmoothGrad over n noisy copies,
         ``nt_stdev`` = 0.1 in normalised units).
+        integrated_gradients with ``max_error`` (e.g. 0.05): while the completeness error `relative_delta` is
+            above it, run again with twice the steps, up to ``max_steps`` (256); `Attribution.tries` lists
+            every run. Gauss-Legendre points of different counts do not nest, so each run starts afresh.
 
-    `progress(done, total)` is called after every forward pass of the model (``total`` from `evaluations`);
-    an exception it raises stops the attribution there (the app's cancel button).
+    `progress(done, total)` is called after every forward pass of the model (``total`` from `evaluations`,
+    raised by each further run with ``max_error``); an exception it raises stops the attribution there (the
+    app's cancel button).
     """
     if method not in METHODS:
         raise AnalysisError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
@@ -278,16 +290,17 @@ def attribute(
     device = next(model.parameters(), torch.empty(0)).device
     x, base = x.to(device), base.to(device)
     options = dict(options)
+    max_error, max_steps = _error_bound(options)
     recorded = dict(options, baseline=baseline if isinstance(baseline, str) else "clip")
     was_training = model.training
     model.eval()
     handle = None
+    total, done = [evaluations(method, x.shape[2:], **options)], [0]
     if progress is not None:
-        total, done = evaluations(method, x.shape[2:], **options), [0]
 
         def step(*_: Any) -> None:
             done[0] += 1
-            progress(min(done[0], total), total)
+            progress(min(done[0], total[0]), total[0])
 
         handle = model.register_forward_hook(step)
     try:
@@ -300,7 +313,18 @@ def attribute(
             raise AnalysisError(f"target {target!r} out of range: the model has classes 0..{num_classes - 1}")
         target = int(target)
         x.requires_grad_(method in ("integrated_gradients", "saliency", "grad_cam"))
-        values, delta = _run(method, model, x, base, target, options)
+        change = float(logits[0, target] - logits[1, target])
+        values, delta = _run(method, model, x, base, target, dict(options))
+        tries = []
+        if max_error is not None:
+            steps = int(options.get("steps", 32))
+            tries.append((steps, _relative(delta, change)))
+            while tries[-1][1] > max_error and steps < max_steps:
+                steps = options["steps"] = min(2 * steps, max_steps)
+                total[0] += evaluations(method, x.shape[2:], **options) - 1  # the logits pass is not repeated
+                values, delta = _run(method, model, x, base, target, dict(options))
+                tries.append((steps, _relative(delta, change)))
+            recorded["steps"] = steps
     finally:
         model.train(was_training)
         if handle is not None:
@@ -309,7 +333,16 @@ def attribute(
     return Attribution(
         values=values.detach().float().cpu().numpy(), clip=frames, target=target,
         method=method + ("+noise_tunnel" if recorded.get("noise_tunnel") else ""), delta=delta,
-        logit_change=float(logits[0, target] - logits[1, target]), logit=float(logits[0, target]),
-        probability=float(logits[0].softmax(0)[target]),
-        target_name=names[target] if names and target < len(names) else None, options=recorded,
+        logit_change=change, logit=float(logits[0, target]), probability=float(logits[0].softmax(0)[target]),
+        target_name=names[target] if names and target < len(names) else None, options=recorded, tries=tuple(tries),
     )
+
+
+def _error_bound(options: dict[str, Any]) -> tuple[float | None, int]:
+    """Pop and check integrated gradients' ``max_error`` (None: one run) and ``max_steps`` (default 256)."""
+    max_error = options.pop("max_error", None)
+    max_steps = _positive(options, "max_steps", 256)
+    if max_error is not None and (isinstance(max_error, bool) or not isinstance(max_error, (int, float))
+                                  or not 0 < max_error < math.inf):
+        raise AnalysisError(f"max_error must be a positive number (a fraction, e.g. 0.05), got {max_error!r}")
+    return max_error, max_steps

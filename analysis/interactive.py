@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.biases import BiasTable, get_table
+from analysis.plots import NEUTRAL
 
 COLORSCALE = "RdBu_r"
 HOVER_MAP = "group %{customdata[0]}<br>Δt=%{customdata[1]}, Δh=%{customdata[2]}, Δw=%{customdata[3]}<br>bias=%{z:.4g}<extra></extra>"
@@ -48,7 +49,7 @@ def _mosaic_trace(maps: np.ndarray, info: Sequence[tuple[int, int]], ncols: int,
 
 
 # Transparent backgrounds and mid-grey text: readable on the app's light and dark themes alike.
-THEMELESS = dict(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", font=dict(color="#808080"))
+THEMELESS = dict(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", font=dict(color=NEUTRAL))
 PANEL_PX = 150  # height of one heatmap panel in a grid of groups
 ZOOM_PX = 520  # height of a figure with a single panel
 
@@ -175,12 +176,14 @@ def bias_explorer(tables: Iterable[BiasTable], dt: int = 0, ncols: int = 8) -> g
     return fig
 
 
-def temporal_importance_figure(importance: np.ndarray, title: str = "temporal importance") -> go.Figure:
-    """Per-frame importance as bars (hover: frame and value)."""
+def temporal_importance_figure(importance: np.ndarray, title: str = "temporal importance",
+                               times: Sequence[float] | None = None) -> go.Figure:
+    """Per-frame importance as bars (hover: frame, its time in seconds when `times` are given, and value)."""
     importance = np.asarray(importance, dtype=float)
-    fig = go.Figure(go.Bar(x=np.arange(len(importance)), y=importance,
+    when = " (%{customdata:.2f} s)" if times is not None else ""
+    fig = go.Figure(go.Bar(x=np.arange(len(importance)), y=importance, customdata=times,
                            marker_color=np.where(importance >= 0, "#d6604d", "#4393c3").tolist(),
-                           hovertemplate="frame %{x}<br>importance=%{y:.4g}<extra></extra>"))
+                           hovertemplate=f"frame %{{x}}{when}<br>importance=%{{y:.4g}}<extra></extra>"))
     fig.add_hline(0, line=dict(color="gray", width=1))
     fig.update_layout(title=title, xaxis_title="frame", yaxis_title="importance (red: for, blue: against)", **THEMELESS)
     fig.update_xaxes(dtick=1)

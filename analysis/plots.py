@@ -20,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import CenteredNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
 from analysis.attributions import Attribution
@@ -29,6 +30,7 @@ from analysis.mixing import MixingRow
 
 CMAP = "RdBu_r"
 FORMATS = ("png", "pdf", "svg")
+NEUTRAL = "#808080"  # mid-grey text: readable on light and dark backgrounds alike (the app's two themes)
 AXIS_LABEL = {"t": "Δt (frames)", "h": "Δh", "w": "Δw"}
 
 
@@ -192,11 +194,13 @@ def plot_temporal_importance(importance: np.ndarray, title: str = "temporal impo
     return fig
 
 
-def plot_attribution_strip(result: Attribution, ncols: int | None = None, panel: float = 1.5) -> Figure:
+def plot_attribution_strip(result: Attribution, ncols: int | None = None, panel: float = 1.5,
+                           times: Sequence[float] | None = None) -> Figure:
     """The frames the model saw above their signed attribution maps, one column per frame, numbered.
 
     Red is evidence for the target class, blue against it, on one zero-centred scale for the whole clip
-    (colour bar on the right) so frames compare; the title of each column gives the frame number and its sum.
+    (colour bar on the right) so frames compare; the title of each column gives the frame number (and with
+    `times`, each frame's time in the video in seconds, e.g. from `Predictor.sample_timed`) and its sum.
     """
     T = len(result.clip)
     ncols = ncols or T
@@ -217,7 +221,7 @@ def plot_attribution_strip(result: Attribution, ncols: int | None = None, panel:
             axes[r + 1, c].set_visible(False)
             continue
         axes[r, c].imshow(result.clip[t], interpolation="nearest")
-        axes[r, c].set_title(f"frame {t}", fontsize=8)
+        axes[r, c].set_title(f"frame {t}" + (f"\n{times[t]:.2f} s" if times is not None else ""), fontsize=8)
         im = axes[r + 1, c].imshow(values[t], cmap=CMAP, norm=norm, interpolation="nearest")
         axes[r + 1, c].set_title(f"sum {sums[t]:+.3g}", fontsize=7)
     axes[0, 0].set_ylabel("frame", fontsize=8)
@@ -226,6 +230,23 @@ def plot_attribution_strip(result: Attribution, ncols: int | None = None, panel:
     fig.suptitle(f"{result.method} for {target}\nred: for the class, blue: against (scale clipped at the 99.5th "
                  "percentile of |values|)", fontsize=9)
     fig.colorbar(im, ax=axes, shrink=0.8, label="attribution")
+    return fig
+
+
+def for_any_background(fig: Figure) -> Figure:
+    """`fig` made transparent, its text, ticks and frames mid-grey: in the app it is neither a white block on the
+    dark theme nor unreadable on the light one (images and colour maps keep their colours). In place."""
+    fig.patch.set_facecolor("none")
+    for ax in fig.axes:
+        ax.patch.set_facecolor("none")
+        ax.tick_params(which="both", colors=NEUTRAL)
+        for spine in ax.spines.values():
+            spine.set_edgecolor(NEUTRAL)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.get_frame().set_facecolor("none")
+    for text in fig.findobj(Text):
+        text.set_color(NEUTRAL)
     return fig
 
 

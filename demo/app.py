@@ -26,7 +26,7 @@ from analysis.plots import FORMATS  # noqa: E402
 from demo.checkpoints import DEFAULT_KEY, LABEL_SETS, SUFFIXES, CheckpointDir, ModelCache  # noqa: E402
 from demo.examples import example_class, render_examples  # noqa: E402
 from demo.guard import UploadGuard, remove_on_exit  # noqa: E402
-from demo.handlers import ALL_GROUPS, GROUP_COLUMNS, IG_BOUND, TOP1, Handlers  # noqa: E402
+from demo.handlers import ALL_GROUPS, GROUP_COLUMNS, IG_BOUND, IG_MAX_STEPS, TOP1, Handlers  # noqa: E402
 from demo.scratch import Scratch  # noqa: E402
 from demo.teaching import CSS as MIXING_CSS  # noqa: E402
 from demo.teaching import JS_ON_LOAD as MIXING_JS  # noqa: E402
@@ -45,7 +45,8 @@ BIASES_API = ("The learned relative-position biases of one gating unit (stage, b
               "for all, Δt slice): a plotly figure and per-group statistics.")
 EXPORT_API = "The same unit's figure as a png, pdf or svg file."
 ATTRIBUTE_API = ("Explain the prediction for one clip (method, target class or -1 for the top-1, integrated-gradient "
-                 "steps, Grad-CAM stage): overlay video, frame strip image, per-frame importance plot, summary.")
+                 "steps to start with, Grad-CAM stage): overlay video, frame strip image, per-frame importance plot, summary.")
+CANCELLED = "**Attribution cancelled.** Nothing was kept; press Explain to run it again."
 MIXING_INTRO = (
     "Inside a window, a gating unit mixes tokens with one learned weight per **offset** (query - key) and channel "
     "group: the weight the query gives a key is read from the offset table at the key's offset. Pick a unit, a "
@@ -104,7 +105,9 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
             with gr.Row():
                 upload = gr.File(label="or upload a checkpoint", file_types=list(SUFFIXES), type="filepath",
                                  elem_id="ckpt-upload")
-                label_set = gr.Radio(list(LABEL_SETS), value="ssv2", label="class list (authors' .pth/.pyth only)")
+                label_set = gr.Radio(list(LABEL_SETS), value="ssv2", label="class list (authors' .pth/.pyth only)",
+                                     info="numbered: class 0, class 1, ... (also used when the list's length does not "
+                                          "match the checkpoint's classes)")
                 load_upload = gr.Button("Load upload", size="sm", elem_id="ckpt-load-upload")
             back = gr.Button("Back to the default checkpoint", size="sm")
 
@@ -170,13 +173,14 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
                         method = gr.Dropdown(list(METHODS), value="integrated_gradients", label="method",
                                              elem_id="attr-method")
                         target = gr.Dropdown(h.targets(DEFAULT_KEY), value=TOP1, label="target class")
-                        steps = gr.Slider(4, 128, value=16, step=4, label="steps (integrated gradients)",
-                                          info=f"more steps: a smaller completeness error (the app warns above "
-                                               f"{IG_BOUND:.0%})")
-                        cam_stages, cam_default = h.cam_stages(DEFAULT_KEY)
+                        steps = gr.Slider(4, 128, value=16, step=4, label="steps to start with (integrated gradients)",
+                                          elem_id="attr-steps",
+                                          info=f"while the completeness error |sum of attributions - logit change| "
+                                               f"/ |logit change| is above {IG_BOUND:.0%}, the run is repeated with "
+                                               f"twice the steps (up to {IG_MAX_STEPS})")
+                        cam_stages, cam_default, cam_info = h.cam_stages(DEFAULT_KEY)
                         cam_stage = gr.Dropdown(cam_stages, value=cam_default, label="Grad-CAM stage",
-                                                visible=False, elem_id="attr-cam-stage",
-                                                info="default: the deepest stage whose map is larger than 1 x 1")
+                                                visible=False, elem_id="attr-cam-stage", info=cam_info)
                         with gr.Row():
                             explain = gr.Button("Explain", variant="primary", elem_id="attr-button")
                             cancel = gr.Button("Cancel", variant="stop", visible=False, elem_id="attr-cancel")
@@ -265,7 +269,8 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
             h.attribute, [attr_clip, method, target, steps, cam_stage, key], attr_outputs, api_name="attribute",
             api_description=ATTRIBUTE_API, concurrency_limit=1, concurrency_id="attribute")
         running.then(idle, None, [explain, cancel], api_visibility="private", show_progress="hidden")
-        cancel.click(idle, None, [explain, cancel], cancels=[running], api_visibility="private")
+        cancel.click(lambda: (*idle(), CANCELLED), None, [explain, cancel, attr_text], cancels=[running],
+                     api_visibility="private")
 
         # How positions mix: controls (or a click on a key token) pick the unit, group and query.
         mix_sel = [m_stage, m_block, m_unit, m_group, m_query]
@@ -291,12 +296,20 @@ def build_app(checkpoint: str | Path | None = None, checkpoint_dir: str | Path |
             event.success(h.model_info, [key], [complexity, architecture, meta, names], **private)
 
         refresh_all(app.load(lambda: None, api_visibility="private"))
-        refresh.click(h.folder_choices, None, [picker], api_visibility="private")
-        refresh_all(pick.click(h.pick, [picker, label_set], [key, status], api_visibility="private"))
+        # The picker lists the folder as it is now: on page load, on Refresh, and after a pick that failed (a
+        # file removed since the list was made gets a one-line error, and leaves the list).
+        relist = dict(fn=h.folder_choices, inputs=[picker], outputs=[picker], api_visibility="private")
+        app.load(**relist)
+        refresh.click(**relist)
+        picked = pick.click(h.pick, [picker, label_set], [key, status], api_visibility="private")
+        refresh_all(picked)
+        picked.failure(**relist)
         refresh_all(load_upload.click(h.upload, [upload, label_set], [key, status], api_visibility="private"))
         refresh_all(back.click(h.use_default, None, [key, status], api_visibility="private"))
 
-    app.queue(default_concurrency_limit=limit, max_size=QUEUE_SIZE)
+    # api_open=False: Gradio's direct REST routes (/gradio_api/run/...) would run any handler, hidden ones
+    # included, beside the queue (no size limit, no concurrency limit); every call goes through the queue.
+    app.queue(default_concurrency_limit=limit, max_size=QUEUE_SIZE, api_open=False)
     return app
 
 

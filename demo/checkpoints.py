@@ -28,8 +28,10 @@ from posmlp_video.loading import LABEL_FILES, load_class_names
 from posmlp_video.predict import Predictor
 
 SUFFIXES = (".safetensors", ".pth", ".pyth")
-LABEL_SETS = tuple(LABEL_FILES)  # class lists for the authors' checkpoints, which carry none
+NUMBERED = "numbered"  # no class list: "class 0", "class 1", ... (any class count)
+LABEL_SETS = (*LABEL_FILES, NUMBERED)  # class lists for the authors' checkpoints, which carry none
 DEFAULT_KEY = "default"
+SESSION_MARK = " | session "  # separates a key's shown part from the session that owns it
 
 
 class CheckpointDir:
@@ -54,7 +56,7 @@ class CheckpointDir:
     def resolve(self, name: str) -> Path:
         """The real path of a listed name; anything else (traversal, absolute, symlink out) is refused."""
         if name not in self.names():
-            raise CheckpointError(f"no checkpoint named {name!r} in the checkpoint folder")
+            raise CheckpointError(f"no checkpoint named {name!r} in the checkpoint folder (the list now shows what is there)")
         return (self.root / name).resolve()
 
 
@@ -117,10 +119,13 @@ class Loaded:
 class ModelCache:
     """Loaded checkpoints by key: the default one always, plus the `capacity` most recently used others.
 
-    A key names a file by its content (a SHA-256 prefix) and class list (`add`), so two sessions uploading
-    different files under the same name get different keys, and an evicted checkpoint is reloaded when asked
-    for again. Loading runs outside the cache's lock (one load at a time): requests on models already loaded
-    never wait for someone else's upload.
+    A key names a file by its content (a SHA-256 prefix) and class list, and an upload also by the session that
+    sent it (`add`): two sessions never share an uploaded model, even one with the same name or bytes, while a
+    file picked from the server's folder (the operator's, read-only) is loaded once for everyone. At most
+    `capacity` checkpoints besides the default stay loaded (least recently used go first) and `max_sources` are
+    remembered, so memory stays bounded however many sessions upload; an evicted checkpoint is reloaded when
+    asked for again. Loading runs outside the cache's lock (one load at a time): requests on models already
+    loaded never wait for someone else's upload.
     """
 
     def __init__(self, default: str | Path | None, device: str, capacity: int = 2, max_sources: int = 64) -> None:
@@ -135,14 +140,16 @@ class ModelCache:
         self._sources[DEFAULT_KEY] = (Path(default) if default is not None else None, name, None)
         self.get(DEFAULT_KEY)  # fail at start, not at the first request
 
-    def add(self, path: Path, name: str, label_set: str | None = None) -> str:
-        """Load a checkpoint file (an authors' one needs `label_set`) and return its key."""
+    def add(self, path: Path, name: str, label_set: str | None = None, session: str | None = None) -> str:
+        """Load a checkpoint file (an authors' one needs `label_set`) and return its key; `session` (the
+        uploader's Gradio session) makes the key that session's own."""
         class_names = None
         if path.suffix != ".safetensors":
             if label_set not in LABEL_SETS:
                 raise CheckpointError(f"{name} is an authors' checkpoint: choose its class list ({', '.join(LABEL_SETS)})")
-            class_names = load_class_names(label_set)
-        key = f"{name} [{file_digest(path)}]" + (f" [{label_set}]" if class_names else "")
+            class_names = None if label_set == NUMBERED else load_class_names(label_set)
+        key = f"{name} [{file_digest(path)}]" + (f" [{label_set}]" if path.suffix != ".safetensors" else "")
+        key += f"{SESSION_MARK}{session}" if session else ""
         with self._lock:
             self._sources[key] = (path, name, class_names)
             self._sources.move_to_end(key)
@@ -171,13 +178,30 @@ class ModelCache:
             with self._lock:
                 if key in self._loaded:  # loaded by another request meanwhile
                     return self._loaded[key]
-            loaded = Loaded(name, Predictor(*load_checkpoint(path, class_names=class_names, device=self.device)))
+            loaded = Loaded(name, Predictor(*load_named(path, class_names, self.device)))
             with self._lock:
                 self._loaded[key] = loaded
                 others = [k for k in self._loaded if k != DEFAULT_KEY]
                 for old in others[: max(0, len(others) - self.capacity)]:
                     del self._loaded[old]
             return loaded
+
+
+def key_label(key: str) -> str:
+    """The part of a checkpoint key a person reads: file name, content hash and class list, not the session."""
+    return key.split(SESSION_MARK)[0]
+
+
+def load_named(path: Path | None, class_names: list[str] | None, device: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """`load_checkpoint`, with an authors' checkpoint's classes named by `class_names` when the counts match.
+
+    A class count that the chosen list does not have (a fine-tuned head, a subset) is not an error here: the
+    classes stay numbered ("class 17") and the app says how to attach names (`convert --labels`).
+    """
+    model, meta = load_checkpoint(path, device=device)
+    if class_names is not None and len(class_names) == model.num_classes:
+        meta["class_names"] = list(class_names)
+    return model, meta
 
 
 def file_digest(path: Path, length: int = 12) -> str:

@@ -31,20 +31,22 @@ from analysis import (
 )
 from analysis.attributions import default_cam_stage
 from analysis.interactive import temporal_importance_figure, unit_figure
-from analysis.plots import figure_bytes, plot_attribution_strip, plot_mixing, plot_table
-from demo.checkpoints import DEFAULT_KEY, CheckpointDir, ModelCache, check_upload
+from analysis.plots import figure_bytes, for_any_background, plot_attribution_strip, plot_mixing, plot_table
+from demo.checkpoints import DEFAULT_KEY, CheckpointDir, Loaded, ModelCache, check_upload, key_label
 from demo.examples import EXAMPLE_CLASSES
 from demo.scratch import Scratch
 from demo.teaching import mixing_html
 from posmlp_video.card import card_of, is_uncertain, min_prob, scope_summary
 from posmlp_video.data import write_preview
 from posmlp_video.errors import PosMLPError
+from posmlp_video.loading import LABEL_FILES, has_numbered_classes, load_class_names
 
 F = TypeVar("F", bound=Callable[..., Any])
 ALL_GROUPS = -1  # the group selector's "all groups"
 TOP1 = -1  # the target selector's "the model's top-1 class"
 GROUP_COLUMNS = ["group", "locality", "asymmetry", "peak offset", "spread"]
-IG_BOUND = 0.05  # completeness error (|delta| / |logit change|) above which the app advises more steps
+IG_BOUND = 0.05  # completeness error (|delta| / |logit change|) above which integrated gradients reruns
+IG_MAX_STEPS = 256  # ... with twice the steps, up to this many
 ATTRIBUTION_NICE = 19  # attributions run at this niceness: a Classify arriving meanwhile gets the CPU first
 
 
@@ -177,7 +179,8 @@ class Handlers:
             rule = (f"A prediction whose top probability is below **{threshold:.0%}** is marked *uncertain / "
                     f"possibly out of scope* ({how}).")
         classes = ", ".join(meta["class_names"][:12]) + (" ..." if len(meta["class_names"]) > 12 else "")
-        return (f"**Checkpoint {loaded.name}.** {scope_summary(meta)}\n\n{rule}\n\n"
+        naming = f"{naming_hint(loaded)}\n\n" if has_numbered_classes(meta["class_names"]) else ""
+        return (f"**Checkpoint {loaded.name}.** {scope_summary(meta)}\n\n{rule}\n\n{naming}"
                 f"<details><summary>Classes</summary>{classes}</details>")
 
     def examples_visible(self, key: str = DEFAULT_KEY) -> tuple[Any, Any]:
@@ -273,7 +276,7 @@ class Handlers:
             raise gr.Error(f"unknown method {method!r}; choose from {', '.join(METHODS)}", print_exception=False)
         options: dict[str, Any] = {}
         if method == "integrated_gradients":
-            options["steps"] = int(steps)
+            options.update(steps=int(steps), max_error=IG_BOUND, max_steps=IG_MAX_STEPS)
         elif method == "grad_cam":
             options["stage"] = int(stage) if stage is not None else default_cam_stage(loaded.cam_sizes)
         state = dict(done=0, total=0)
@@ -284,11 +287,11 @@ class Handlers:
             if stop.is_set():
                 raise Cancelled("attribution cancelled")
 
-        def work() -> Any:
-            clip = loaded.predictor.sample(_need_video(video))
+        def work() -> tuple[Any, np.ndarray | None]:
+            clip, times = loaded.predictor.sample_timed(_need_video(video))
             with loaded.explain_lock:
                 return attribute(loaded.explainer, clip, method, None if target in (None, TOP1) else int(target),
-                                 meta=loaded.meta, progress=report, **options)
+                                 meta=loaded.meta, progress=report, **options), times
 
         future = asyncio.get_running_loop().run_in_executor(ATTRIBUTIONS, work)
         try:
@@ -298,7 +301,7 @@ class Handlers:
                 else:
                     progress(None, desc=f"{method}: decoding the clip, waiting for the model copy")
                 await asyncio.wait([future], timeout=0.25)
-            result = future.result()
+            result, times = future.result()
         except asyncio.CancelledError:
             stop.set()  # the worker stops at its next forward pass
             raise
@@ -309,24 +312,29 @@ class Handlers:
         out = self.scratch.folder()
         video_path = overlay_video(result, out / "overlay.mp4")
         strip = out / "attribution_strip.png"
-        strip.write_bytes(figure_bytes(plot_attribution_strip(result), "png", dpi=110))
-        curve = temporal_importance_figure(result.temporal_importance(), f"{result.method}: importance per frame")
+        strip.write_bytes(figure_bytes(for_any_background(plot_attribution_strip(result, times=times)), "png", dpi=110))
+        curve = temporal_importance_figure(result.temporal_importance(), f"{result.method}: importance per frame",
+                                           times)
         text = _attribution_text(result)
         if result.relative_delta is not None and result.relative_delta > IG_BOUND:
-            gr.Warning(f"completeness error {result.relative_delta:.0%} > {IG_BOUND:.0%}: use more steps")
+            gr.Warning(f"completeness error {result.relative_delta:.0%} > {IG_BOUND:.0%} even at {IG_MAX_STEPS} steps")
         return str(video_path), str(strip), curve, text
 
-    def cam_stages(self, key: str = DEFAULT_KEY) -> tuple[list[tuple[str, int]], int]:
-        """The Grad-CAM stages of the session's checkpoint, labelled with their map sizes, and the default."""
+    def cam_stages(self, key: str = DEFAULT_KEY) -> tuple[list[tuple[str, int]], int, str]:
+        """The Grad-CAM stages of the session's checkpoint (labelled with their map sizes, measured by a forward
+        pass of the model), the default one, and the rule that chose it in words (the selector's info)."""
         sizes = self.models.get(key).cam_sizes
         choices = [(f"stage {i}: {t} x {h} x {w} map" + (" (cannot localise)" if h * w == 1 else ""), i)
                    for i, (t, h, w) in enumerate(sizes)]
-        return choices, default_cam_stage(sizes)
+        default = default_cam_stage(sizes)
+        info = (f"default: the deepest stage whose map is still larger than 1 x 1, here stage {default} (deeper "
+                f"stages are more specific to the class; a 1 x 1 map cannot say where)")
+        return choices, default, info
 
     def cam_choices(self, key: str = DEFAULT_KEY) -> gr.Dropdown:
         """The Grad-CAM stage selector updated for the session's checkpoint."""
-        choices, default = self.cam_stages(key)
-        return gr.Dropdown(choices=choices, value=default)
+        choices, default, info = self.cam_stages(key)
+        return gr.Dropdown(choices=choices, value=default, info=info)
 
     # ------------------------------------------------------------------ how relative positions mix tokens
 
@@ -386,9 +394,11 @@ class Handlers:
         """The target selector updated for the session's checkpoint."""
         return gr.Dropdown(choices=self.targets(key), value=TOP1)
 
-    def folder_choices(self) -> gr.Dropdown:
-        """The picker, re-listed from ``--checkpoint-dir``."""
-        return gr.Dropdown(choices=self.folder.names(), value=None)
+    def folder_choices(self, current: str | None = None) -> gr.Dropdown:
+        """The picker re-listed from ``--checkpoint-dir`` (files added or removed since the page loaded), keeping
+        the current choice while it is still there."""
+        names = self.folder.names()
+        return gr.Dropdown(choices=names, value=current if current in names else None)
 
     @user_errors
     def pick(self, name: str | None, label_set: str | None) -> tuple[str, str]:
@@ -396,20 +406,42 @@ class Handlers:
         if not name:
             raise gr.Error("choose a checkpoint from the list", print_exception=False)
         key = self.models.add(self.folder.resolve(name), name, label_set)
-        return key, f"Loaded **{key}**"
+        return key, self.loaded_status(key)
 
     @user_errors
-    def upload(self, path: str | None, label_set: str | None) -> tuple[str, str]:
-        """Load an uploaded checkpoint; returns the new session key and a status line."""
+    def upload(self, path: str | None, label_set: str | None, request: gr.Request | None = None) -> tuple[str, str]:
+        """Load an uploaded checkpoint as the uploading session's own; returns its key and a status line."""
         if not path:
             raise gr.Error("upload a checkpoint file first", print_exception=False)
         file = check_upload(path)
-        key = self.models.add(file, f"uploaded {file.name}", label_set)
-        return key, f"Loaded **{key}**"
+        session = request.session_hash if request is not None else None
+        key = self.models.add(file, f"uploaded {file.name}", label_set, session=session)
+        return key, self.loaded_status(key)
+
+    def loaded_status(self, key: str) -> str:
+        """The status line after a load: the key, and for classes without names, how to name them."""
+        loaded = self.models.get(key)
+        numbered = has_numbered_classes(loaded.predictor.class_names)
+        return f"Loaded **{key_label(key)}**" + (f". {naming_hint(loaded)}" if numbered else "")
 
     @staticmethod
     def use_default() -> tuple[str, str]:
         return DEFAULT_KEY, "Using the default checkpoint"
+
+
+def naming_hint(loaded: Loaded) -> str:
+    """For a checkpoint whose classes are only numbered: which shipped class lists fit its class count (if any),
+    and the ``convert --labels`` command that attaches names."""
+    count = len(loaded.predictor.class_names)
+    sizes = {name: len(load_class_names(name)) for name in LABEL_FILES}
+    fits = [name for name, size in sizes.items() if size == count]
+    lists = ", ".join(f"{name} {size}" for name, size in sizes.items())
+    shipped = (f"The {' or '.join(fits)} list has {count} names: choose it when loading. Or name" if fits else
+               f"No shipped class list has {count} names ({lists}). To name")
+    source = loaded.name.removeprefix("uploaded ")
+    return (f"⚠️ **Its {count} classes are numbered** (class 0 ... class {count - 1}): the checkpoint carries no "
+            f"class names. {shipped} them: `python -m posmlp_video convert {source} named.safetensors --labels "
+            f"names.txt` (a text file with one class name per line, in the head's order), then load named.safetensors.")
 
 
 def _num(value: float) -> float | str:
@@ -443,10 +475,12 @@ def _attribution_text(result: Any) -> str:
     if result.delta is not None:
         lines.append(f"completeness: sum of attributions - logit change = **{result.delta:.4g}** "
                      f"(logit change {result.logit_change:.4g}, relative {result.relative_delta:.2%})")
+        runs = " → ".join(f"{steps} ({error:.1%})" for steps, error in result.tries)
+        lines.append(f"steps used: **{result.options['steps']}**; runs (steps, completeness error): {runs}. The steps "
+                     f"are doubled (up to {IG_MAX_STEPS}) until the error is at most {IG_BOUND:.0%}.")
         if result.relative_delta > IG_BOUND:
-            steps = result.options.get("steps", 16)
-            lines.append(f"⚠️ the completeness error {result.relative_delta:.0%} is above {IG_BOUND:.0%}: the map does "
-                         f"not yet add up to the logit change. Rerun with more steps (try {min(64, 4 * steps)}).")
+            lines.append(f"⚠️ the completeness error {result.relative_delta:.1%} is still above {IG_BOUND:.0%} at "
+                         f"{result.options['steps']} steps: the map does not fully add up to the logit change.")
     else:
         lines.append(f"completeness delta: not defined for {result.method} (logit change {result.logit_change:.4g})")
     return "\n\n".join(lines)

@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from analysis.plots import NEUTRAL, for_any_background
 from demo.checkpoints import DEFAULT_KEY, ModelCache
 from demo.handlers import _need_video, user_errors
 from posmlp_video.timeline import Timeline, compute_timeline
@@ -43,8 +44,8 @@ class TimelineHandlers:
         """The plot with the cursor drawn at ``time`` seconds."""
         if not state:
             return None
-        figure = _timeline(state).figure()
-        figure.axes[0].axvline(float(time), color="black", linewidth=1)
+        figure = for_any_background(_timeline(state).figure())  # no white block on the dark theme
+        figure.axes[0].axvline(float(time), color=NEUTRAL, linewidth=1)
         return figure
 
     @staticmethod

@@ -138,7 +138,7 @@ def load_checkpoint(
 # --- command line: ``convert`` --------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="the authors' checkpoint (.pth / .pyth)")
+    parser.add_argument("source", help="the authors' checkpoint (.pth / .pyth), or one of ours (to attach --labels)")
     parser.add_argument("output", help="where to write our .safetensors checkpoint")
     parser.add_argument(
         "--labels", default=None,

@@ -24,7 +24,7 @@ from posmlp_video.bounds import (
     torch_load,
 )
 from posmlp_video.errors import CheckpointError
-from posmlp_video.loading import load_state_dict_checked
+from posmlp_video.loading import load_state_dict_checked, numbered_class_names
 from posmlp_video.models import PosMLPVideo
 
 # SlowFast's default normalisation, used when a cfg does not say.
@@ -203,7 +203,7 @@ def _official_meta(data: dict[str, Any], model: PosMLPVideo, class_names: list[s
     return dict(
         model="posmlp_video_s" if model.config["embed_dims"] == [72, 144, 288, 576] else "posmlp_video",
         model_kwargs=model.config,
-        class_names=class_names or [f"class {i}" for i in range(model.num_classes)],
+        class_names=class_names or numbered_class_names(model.num_classes),
         num_frames=model.num_frames,
         input_size=list(size),
         sampling="dense" if k400 else "segment",

@@ -33,6 +33,16 @@ def load_class_names(name_or_path: str | Path) -> list[str]:
     return names
 
 
+def numbered_class_names(count: int) -> list[str]:
+    """``["class 0", "class 1", ...]``: the names of a checkpoint loaded without a class list."""
+    return [f"class {i}" for i in range(count)]
+
+
+def has_numbered_classes(names: list[str]) -> bool:
+    """Whether `names` are the placeholder numbers of `numbered_class_names` (no real names attached)."""
+    return list(names) == numbered_class_names(len(names))
+
+
 def load_state_dict_checked(
     model: torch.nn.Module, state: dict[str, torch.Tensor], names: dict[str, str] | None = None
 ) -> None:

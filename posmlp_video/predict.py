@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from posmlp_video.errors import PosMLPError, one_line
-from posmlp_video.views import Views, check_views, load_views, mean_softmax, sample_clips
+from posmlp_video.views import Views, check_views, load_views, mean_softmax, sample_clips_timed
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,13 @@ class Predictor:
     def sample(self, source: str | Path | np.ndarray) -> np.ndarray:
         """The middle clip of ``source`` (a video/image path, or uint8 ``(T, H, W, 3)`` / ``(H, W, 3)``) as
         uint8 ``(num_frames, H, W, 3)``, before resize and crop (with one clip: the checkpoint's clip)."""
-        return sample_clips(source, self.meta, self.clips)[self.clips // 2]
+        return self.sample_timed(source)[0]
+
+    def sample_timed(self, source: str | Path | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """`sample` and the time of each of its frames in seconds from the video's first frame (None for an
+        array or a file without timestamps): what the app labels its frame strips with."""
+        clips, times = sample_clips_timed(source, self.meta, self.clips)
+        return clips[self.clips // 2], None if times is None else times[self.clips // 2]
 
     def views(self, source: str | Path | np.ndarray) -> Views:
         """Decode, sample and preprocess ``source`` into this predictor's ``clips x crops`` views."""

@@ -53,11 +53,19 @@ def clip_views(clips: np.ndarray, meta: Mapping[str, Any], crops: int = 1) -> Vi
 def sample_clips(source: str | Path | np.ndarray, meta: Mapping[str, Any], clips: int = 1) -> np.ndarray:
     """``clips`` test clips of a video/image path or a uint8 ``(T, H, W, 3)`` / ``(H, W, 3)`` array, as uint8
     ``(clips, T, H, W, 3)`` before resize and crop."""
+    return sample_clips_timed(source, meta, clips)[0]
+
+
+def sample_clips_timed(source: str | Path | np.ndarray, meta: Mapping[str, Any],
+                       clips: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """`sample_clips` and the time of every sampled frame, ``(clips, T)`` seconds from the first frame (on the
+    decoder's constant-rate timeline), or None for an array or a file without timestamps."""
     sampler = view_sampler(meta, clips)
     if isinstance(source, np.ndarray):
         array = check_array(source)
-        return array[sampler(len(array))]
-    return read_video(source, sampler, short_side=int(meta["resize_short"])).frames
+        return array[sampler(len(array))], None
+    video = read_video(source, sampler, short_side=int(meta["resize_short"]))
+    return video.frames, video.indices / video.info.fps if video.info.fps > 0 else None
 
 
 def load_views(source: str | Path | np.ndarray, meta: Mapping[str, Any], clips: int = 1, crops: int = 1) -> Views:

@@ -131,3 +131,61 @@ def test_bad_input_gives_one_line_errors():
     xs = timm.create_model("posmlp_video_xs", num_classes=2)
     with pytest.raises(AnalysisError, match="stage 4 out of range"):
         attribute(xs, clip, "grad_cam", meta=META, stage=4)
+
+
+class SteepModel(nn.Module):
+    """Logit 0 = sum over REGION of sigmoid(150 (x - 0.5)): on a uniform clip every pixel's integrand is one
+    narrow peak at the same point of the path, which 16 integration points miss. Counts its forward calls."""
+
+    calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        region = x[(slice(None), slice(None), *REGION)]
+        return torch.stack([torch.sigmoid(150 * (region - 0.5)).sum(dim=(1, 2, 3, 4)),
+                            torch.zeros_like(x[:, 0, 0, 0, 0])], 1)
+
+
+UNIFORM = np.full((T, H, W, 3), 200, np.uint8)
+
+
+def _completeness_error(values: np.ndarray) -> float:
+    """|sum(attributions) - (f(x) - f(baseline))| / |f(x) - f(baseline)| on UNIFORM, f computed here (baseline 0)."""
+    x = (200 / 255 - 0.5) / 0.25
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    change = in_region().sum() * 3 * (sigmoid(150 * (x - 0.5)) - sigmoid(150 * (0 - 0.5)))
+    return abs(values.sum() - change) / abs(change)
+
+
+def test_integrated_gradients_doubles_the_steps_until_complete():
+    options = dict(meta=META, steps=16, internal_batch_size=16)
+    once = attribute(SteepModel(), UNIFORM, **options)
+    assert _completeness_error(once.values) > 0.2 and once.tries == ()  # the app's default 16 steps miss
+    model, seen = SteepModel(), []
+    result = attribute(model, UNIFORM, **options, max_error=0.05, max_steps=256,
+                       progress=lambda done, total: seen.append((done, total)))
+    steps = [s for s, _ in result.tries]
+    assert steps == [16 * 2 ** i for i in range(len(steps))] and len(steps) >= 3
+    assert result.options["steps"] == steps[-1] and result.relative_delta <= 0.05
+    assert all(error > 0.05 for _, error in result.tries[:-1])
+    assert _completeness_error(result.values) <= 0.05  # independent of Captum's delta
+    assert _completeness_error(result.values) == pytest.approx(result.relative_delta, abs=1e-3)
+    # progress counted every real forward pass: the logits once, then each run's batches and its two ends
+    assert model.calls == 1 + sum(-(-s // 16) + 2 for s in steps)
+    assert [done for done, _ in seen] == list(range(1, model.calls + 1)) and seen[-1] == (model.calls, model.calls)
+    capped = attribute(SteepModel(), UNIFORM, **options, max_error=0.05, max_steps=32)
+    assert [s for s, _ in capped.tries] == [16, 32] and capped.options["steps"] == 32  # stops at the cap
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:  # the app's Cancel, at the first pass of the second run
+        if done == 1 + (1 + 2) + 1:
+            raise Stop
+
+    model = SteepModel()
+    with pytest.raises(Stop):
+        attribute(model, UNIFORM, **options, max_error=0.05, progress=stop)
+    assert model.calls == 5 and not model._forward_hooks
+    with pytest.raises(AnalysisError, match="max_error must be a positive number"):
+        attribute(SteepModel(), UNIFORM, meta=META, max_error=0)

@@ -123,3 +123,20 @@ def test_temporal_importance_figures():
     assert plots.figure_bytes(fig, "pdf").startswith(b"%PDF")
     bar = interactive.temporal_importance_figure(curve).data[0]
     assert list(bar.y) == pytest.approx(curve.tolist()) and list(bar.x) == [0, 1, 2, 3]
+
+
+def test_a_figure_for_any_background_is_transparent_with_mid_grey_text():
+    import io
+
+    from PIL import Image
+
+    plain = plots.plot_temporal_importance(np.array([1.0, -0.5, 2.0]), title="importance")
+    before = np.asarray(Image.open(io.BytesIO(plots.figure_bytes(plain, "png"))).convert("RGBA"))
+    assert before[0, 0].tolist() == [255, 255, 255, 255]  # matplotlib's default: a white block
+    fig = plots.for_any_background(plain)
+    pixels = np.asarray(Image.open(io.BytesIO(plots.figure_bytes(fig, "png"))).convert("RGBA"))
+    assert pixels[0, 0, 3] == 0 and pixels[-1, -1, 3] == 0  # transparent around and inside the axes
+    opaque = pixels[pixels[..., 3] == 255][:, :3].astype(int)
+    grey = opaque[(opaque.max(1) - opaque.min(1)) == 0]  # the achromatic ones: text, ticks, frame, zero line
+    assert (grey[:, 0] == 128).sum() > 100  # text and ticks in mid-grey (#808080)
+    assert not ((grey[:, 0] < 64) | (grey[:, 0] > 230)).any()  # no black text, no white background

@@ -16,19 +16,20 @@ import time
 from pathlib import Path
 
 import cv2
+import gradio as gr
 import numpy as np
 import pytest
 import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from video_corpus import BROKEN
+from video_corpus import BROKEN, HOSTILE_REASONS, LOWERED_BUDGET
 
 from analysis import attribute, get_table, relative_position_biases, table_stats
 from demo.checkpoints import DEFAULT_KEY, CheckpointDir, ModelCache, check_upload
-from demo.handlers import Handlers
+from demo.handlers import IG_BOUND, IG_MAX_STEPS, Handlers
 from demo.scratch import Scratch
 from posmlp_video.checkpoint import load_checkpoint, save_checkpoint
-from posmlp_video.data import probe_video
+from posmlp_video.data import probe_video, write_mp4
 from posmlp_video.errors import CheckpointError
 from posmlp_video.loading import load_class_names
 from posmlp_video.predict import Predictor
@@ -67,15 +68,14 @@ def test_bad_uploads_get_a_one_line_reason_and_the_server_keeps_serving(client, 
     assert client.predict(handle_file(str(good)), api_name="/classify")["label"] == predictor.predict(good).top[0][0]
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("wide_png", "unusable aspect ratio"), ("wide_jpg", "unusable aspect ratio"),
-    ("hls_absolute", "playlist/indirection"), ("hls_url", "playlist/indirection"),
-    ("concat_list", "playlist/indirection"), ("many_tags_mkv", "metadata tags"),
-    ("size_switch_avi", "unusable aspect ratio"),
-])
+@pytest.mark.parametrize("name", sorted(HOSTILE_REASONS))
 def test_hostile_uploads_get_a_one_line_reason_and_the_server_keeps_serving(client, app_server, hostile_corpus, name,
-                                                                            reason, predictor):
-    """Playlists naming a video on the server are refused (not classified); absurd sizes answered at once."""
+                                                                            predictor, monkeypatch):
+    """Playlists naming a video on the server are refused (not classified); absurd sizes answered at once,
+    floods of frames when the (lowered) budget runs out. (Memory over the whole corpus: test_app_hostile.py.)"""
+    for variable, value in LOWERED_BUDGET.items():  # the in-process server reads its budget at each call
+        monkeypatch.setenv(variable, value)
+    reason = HOSTILE_REASONS[name]
     with pytest.raises(AppError) as err:
         client.predict(handle_file(str(hostile_corpus[name])), api_name="/classify")
     assert reason in str(err.value) and "\n" not in str(err.value).strip()
@@ -199,10 +199,11 @@ def test_attribute_explains_the_top1_with_a_playable_overlay(client, app_server)
     overlay, strip, curve, text = client.predict(handle_file(str(path)), "integrated_gradients", -1, 8,
                                                  api_name="/attribute")
     predictor = Predictor(model, meta)
-    expected = attribute(model, predictor.sample(path), "integrated_gradients", meta=meta, steps=8)
+    expected = attribute(model, predictor.sample(path), "integrated_gradients", meta=meta, steps=8,
+                         max_error=IG_BOUND, max_steps=IG_MAX_STEPS)
     assert expected.target == meta["class_names"].index(predictor.predict(path).top[0][0])
     assert f"**{expected.target_name}**" in text
-    assert f"**{expected.delta:.4g}**" in text
+    assert f"**{expected.delta:.4g}**" in text and f"steps used: **{expected.options['steps']}**" in text
     info = probe_video(overlay)
     assert info.codec == "h264" and info.num_frames == meta["num_frames"]
     image = cv2.imread(strip)
@@ -268,8 +269,6 @@ def test_uploaded_checkpoints_are_checked_before_use(tmp_path, official_small):
     torch.save(official_small["checkpoint"], authors)
     with pytest.raises(CheckpointError, match="choose its class list"):
         models.add(authors, authors.name)
-    with pytest.raises(CheckpointError, match="class names given for a 10-class model"):
-        models.add(authors, authors.name, "ssv2")
 
 
 def test_an_authors_checkpoint_upload_gets_the_chosen_class_list(tmp_path, official_small, app_server):
@@ -288,6 +287,82 @@ def test_an_authors_checkpoint_upload_gets_the_chosen_class_list(tmp_path, offic
     expected = Predictor(*load_checkpoint(upload, class_names=ssv1)).predict(app_server.examples[0]).top
     assert list(label) == [name for name, _ in expected] and set(label) <= set(ssv1)
     assert seen["frames"].shape[0] == 4  # the config's NUM_FRAMES
+
+
+def test_an_authors_checkpoint_of_an_unlisted_class_count_gets_numbered_classes_and_the_naming_command(
+        tmp_path, official_small, app_server, monkeypatch):
+    """A tiny authors' checkpoint with 10 classes (no shipped list has 10) loads with numbered classes, and the
+    header and status give a `convert --labels` command that, run as shown, names them."""
+    from posmlp_video.cli import main
+
+    authors = tmp_path / "tiny_authors.pyth"
+    torch.save(official_small["checkpoint"], authors)
+    handlers = Handlers(ModelCache(None, "cpu"), CheckpointDir(None), Scratch(tmp_path / "out"))
+    for label_set in ("ssv2", "numbered"):  # a list of another length, or none: numbered either way
+        key, status = handlers.upload(str(authors), label_set)
+        assert key.endswith(f"] [{label_set}]") and "Its 10 classes are numbered" in status
+    label, _ = handlers.classify(str(app_server.examples[0]), key)
+    assert len(label) == 5 and set(label) <= {f"class {i}" for i in range(10)}
+    header = handlers.header(key)
+    assert "Its 10 classes are numbered" in header and "No shipped class list has 10 names" in header
+    assert "numbered" not in handlers.header()  # the bundled checkpoint has names
+    command = re.search(r"`python -m posmlp_video (convert [^`]+)`", header).group(1)
+    (tmp_path / "names.txt").write_text("".join(f"motion {i}\n" for i in range(10)))
+    monkeypatch.chdir(tmp_path)
+    assert main(command.split()) == 0
+    named = Predictor.from_checkpoint(tmp_path / "named.safetensors")
+    assert named.class_names == [f"motion {i}" for i in range(10)]
+    assert "numbered" not in handlers.loaded_status(handlers.upload(str(tmp_path / "named.safetensors"), None)[0])
+    assert main(["convert", authors.name, "plain.safetensors"]) == 0  # ours, converted without names
+    key, status = handlers.upload(str(tmp_path / "plain.safetensors"), None)
+    assert "Its 10 classes are numbered" in status
+    command = re.search(r"`python -m posmlp_video (convert [^`]+)`", status).group(1)
+    (tmp_path / "named.safetensors").unlink()
+    assert command.startswith("convert plain.safetensors ") and main(command.split()) == 0  # works on ours too
+    assert Predictor.from_checkpoint(tmp_path / "named.safetensors").class_names[3] == "motion 3"
+
+
+def test_the_picker_follows_the_folder_and_a_removed_pick_is_one_line(tmp_path):
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    handlers = Handlers(ModelCache(None, "cpu"), CheckpointDir(folder), Scratch(tmp_path / "out"))
+    assert handlers.folder_choices().choices == []
+    model, meta = load_checkpoint()
+    save_checkpoint(model, folder / "late.safetensors", meta)  # added after the handlers started
+    update = handlers.folder_choices("late.safetensors")
+    assert [value for _, value in update.choices] == ["late.safetensors"] and update.value == "late.safetensors"
+    (folder / "late.safetensors").unlink()
+    with pytest.raises(gr.Error) as err:
+        handlers.pick("late.safetensors", None)
+    assert "no checkpoint named 'late.safetensors'" in err.value.message and "\n" not in err.value.message
+    update = handlers.folder_choices("late.safetensors")
+    assert update.choices == [] and update.value is None
+
+
+def test_attribution_strip_and_curve_carry_the_frames_times(tmp_path, monkeypatch):
+    """A 10 fps clip: the strip's columns and the curve's bars are labelled with the sampled frames' times."""
+    import asyncio
+
+    import demo.handlers as handlers_module
+
+    frames = np.ascontiguousarray(np.broadcast_to((np.arange(40, dtype=np.uint8) * 6)[:, None, None, None],
+                                                  (40, 96, 128, 3)))
+    path = write_mp4(tmp_path / "counting.mp4", frames, fps=10.0)
+    handlers = Handlers(ModelCache(None, "cpu"), CheckpointDir(None), Scratch(tmp_path / "out"))
+    titles = []
+    draw = handlers_module.plot_attribution_strip
+
+    def spy(*args, **kwargs):
+        figure = draw(*args, **kwargs)
+        titles.extend(ax.get_title() for ax in figure.axes if ax.get_title().startswith("frame"))
+        return figure
+
+    monkeypatch.setattr(handlers_module, "plot_attribution_strip", spy)
+    _, _, curve, _ = asyncio.run(handlers.attribute(str(path), "saliency"))
+    clip = handlers.models.get(DEFAULT_KEY).predictor.sample(path)
+    times = np.round(clip.reshape(len(clip), -1).mean(1) / 6) / 10.0  # grey level 6 i is frame i, at i / 10 s
+    assert titles == [f"frame {t}\n{s:.2f} s" for t, s in enumerate(times)]
+    np.testing.assert_allclose(curve.data[0].customdata, times, atol=1e-6)
 
 
 def test_model_tab_and_checkpoint_switch(tmp_path, predictor):

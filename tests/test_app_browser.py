@@ -5,16 +5,23 @@ Needs ``/usr/bin/chromium`` (``.ci/run`` installs it) and the bundled checkpoint
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from video_corpus import BROKEN
 
 from analysis import get_table, model_mixing_row, relative_position_biases
 from analysis.plots import figure_bytes, plot_table
+from demo.handlers import ATTRIBUTIONS
 from posmlp_video.checkpoint import (
     BUNDLED_CHECKPOINT,
     load_checkpoint,
@@ -233,6 +240,8 @@ def test_grad_cam_stage_selector(page, app_server):
     deepest = max(i for i, m in enumerate(maps) if m.shape[-2] * m.shape[-1] > 1)  # deepest map larger than 1 x 1
     t, h, w = maps[deepest].shape[-3:]
     assert stage.input_value() == f"stage {deepest}: {t} x {h} x {w} map"
+    assert f"deepest stage whose map is still larger than 1 x 1, here stage {deepest}" in page.locator(
+        "#attr-cam-stage").inner_text()  # the rule, in words, with this checkpoint's answer
     stage.click()
     page.locator("[role=option]", has_text="stage 1:").click()
     page.click("#attr-button")
@@ -271,3 +280,122 @@ def test_query_token_view(page):
     # query (3, 5) reads offsets Δh = 3-7..3, Δw = 5-7..5, i.e. table cells (Δ + 7) 3..10 x 5..12
     expected = [list(c) for c in np.ndindex(15, 15) if 3 <= c[0] <= 10 and 5 <= c[1] <= 12]
     assert outlined == expected
+
+
+def test_the_picker_lists_the_folder_as_it_is_and_a_removed_pick_says_so(page, app_server):
+    late = app_server.folder / "late.safetensors"
+    shutil.copy(BUNDLED_CHECKPOINT, late)  # added after the server started
+    try:
+        page.reload()  # a page load lists the folder anew: no Refresh needed
+        page.get_by_text("Checkpoint", exact=True).click()
+        page.locator("#ckpt-picker input").click()
+        page.locator("[role=option]", has_text="late.safetensors").click()
+        late.unlink()  # removed after it was listed
+        page.click("#ckpt-pick")
+        page.get_by_text("no checkpoint named 'late.safetensors'").first.wait_for()
+        page.wait_for_function("() => !document.querySelector('#ckpt-picker input').value")  # re-listed
+        page.locator("#ckpt-picker input").click()
+        options = page.locator("[role=option]").all_inner_texts()
+        assert "late.safetensors" not in options and "copy.safetensors" in options
+        assert "Loaded" not in page.locator("#ckpt-status").inner_text()
+    finally:
+        late.unlink(missing_ok=True)
+
+
+def test_cancel_stops_a_running_attribution(page, app_server):
+    page.get_by_role("tab", name="Attributions").click()
+    page.locator("#attr-input input[type=file]").set_input_files(str(app_server.examples[1]))
+    page.locator("#attr-steps input[type=number]").fill("128")
+    page.locator("#attr-steps input[type=number]").press("Enter")
+    page.click("#attr-button")
+    start = time.monotonic()
+    passes = page.get_by_text(re.compile(r"\b([2-9]|\d\d+)/\d+ passes")).first  # the bar counts passes
+    passes.wait_for()
+    done, total = map(int, re.search(r"(\d+)/(\d+) passes", passes.inner_text()).groups())
+    assert page.locator("#attr-button").is_disabled()
+    page.click("#attr-cancel")
+    per_pass = (time.monotonic() - start) / done
+    page.get_by_text("Attribution cancelled").wait_for()
+    page.wait_for_function("() => !document.querySelector('#attr-button').disabled")
+    assert not page.locator("#attr-cancel").is_visible() and not page.locator("#attr-overlay video").count()
+    # the run stopped at its next pass: the attribution worker is free long before the rest would have run
+    waited = time.monotonic()
+    ATTRIBUTIONS.submit(lambda: None).result(timeout=600)
+    waited = time.monotonic() - waited
+    print(f"cancel at pass {done}/{total} ({per_pass:.2f} s a pass): the worker was free {waited:.2f} s later")
+    assert total - done >= 8 and waited < 0.5 * per_pass * (total - done), (done, total, per_pass, waited)
+    # the worker is free again: a quick saliency run finishes, and Classify still answers
+    page.locator("#attr-method input").click()
+    page.locator("[role=option]", has_text="saliency").click()
+    page.click("#attr-button")
+    page.wait_for_function("() => document.querySelector('#attr-text')?.innerText.includes('saliency')")
+    page.get_by_role("tab", name="Classify").click()
+    clip = app_server.examples[2]
+    _classify(page, clip)
+    assert _top1(page) == Predictor.from_checkpoint().predict(clip).top[0][0]
+
+
+BEHIND = ("(selector) => { for (let e = document.querySelector(selector); e; e = e.parentElement) {"
+          " const c = getComputedStyle(e).backgroundColor;"
+          " if (c !== 'transparent' && !/rgba\\(.*, 0\\)$/.test(c)) return c; }"
+          " return getComputedStyle(document.body).backgroundColor; }")
+
+
+def _contrast(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """WCAG contrast ratio of two sRGB colours (0-255)."""
+    def luminance(rgb):
+        c = np.asarray(rgb[:3], float) / 255
+        c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return float(c @ [0.2126, 0.7152, 0.0722])
+
+    high, low = sorted([luminance(a), luminance(b)], reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _rgb(css: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in re.findall(r"[\d.]+", css))
+
+
+def _image(page, selector: str) -> np.ndarray:
+    """The RGBA pixels of the image shown at `selector` (a file URL or a data URL)."""
+    src = page.locator(selector).first.get_attribute("src")
+    data = base64.b64decode(src.split(",", 1)[1]) if src.startswith("data:") else page.request.get(src).body()
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+
+
+def test_plots_are_transparent_with_readable_text_on_the_dark_theme(browser, app_server):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_server.url + "?__theme=dark")
+    try:
+        page.wait_for_function("() => document.body.classList.contains('dark')")  # set once the app has loaded
+        page.get_by_role("tab", name="Biases").click()
+        page.locator("#bias-plot .main-svg").first.wait_for()
+        behind = _rgb(page.evaluate(BEHIND, "#bias-plot .main-svg"))  # the first opaque colour behind the plot
+        assert max(behind[:3]) < 80  # dark
+        paper = page.evaluate("() => getComputedStyle(document.querySelector('#bias-plot .main-svg')).backgroundColor")
+        assert _rgb(paper)[3:] == (0.0,)  # transparent: the page's dark background shows through
+        title = _rgb(page.evaluate("() => getComputedStyle(document.querySelector('#bias-plot .gtitle')).fill"))
+        assert _contrast(title, behind) >= 3 and _contrast(title, (255, 255, 255)) >= 3  # readable on both themes
+
+        page.get_by_role("tab", name="Attributions").click()  # a matplotlib image: the attribution strip
+        page.locator("#attr-input input[type=file]").set_input_files(str(app_server.examples[1]))
+        page.locator("#attr-method input").click()
+        page.locator("[role=option]", has_text="saliency").click()
+        page.click("#attr-button")
+        page.locator("#attr-strip img").wait_for()
+        page.get_by_role("tab", name="Timeline").click()  # and the timeline's matplotlib plot
+        page.locator("#timeline-video input[type=file]").set_input_files(str(app_server.examples[1]))
+        page.locator("#timeline-video video").wait_for()
+        page.click("#timeline-button")
+        page.locator("#timeline-plot img").wait_for()
+        # where text is: the strip's title band (top), the timeline's y axis (left)
+        for selector, text_band in (("#attr-strip img", lambda p: p[: len(p) // 8]),
+                                    ("#timeline-plot img", lambda p: p[:, : p.shape[1] // 20])):
+            pixels = _image(page, selector)
+            assert pixels[0, 0, 3] == 0 and pixels[-1, -1, 3] == 0, selector  # no white block around the plot
+            band = text_band(pixels)
+            text = band[band[..., 3] == 255][:, :3].astype(int)  # opaque pixels: the text
+            assert len(text) > 50 and abs(np.median(text) - 128) <= 20, selector  # mid-grey, not black or white
+    finally:
+        page.close()

@@ -9,7 +9,7 @@ import time
 import av
 import numpy as np
 import pytest
-from video_corpus import BROKEN, GOOD, VFR_TIMES, frame_pattern, marker_corner, read_index
+from video_corpus import BROKEN, GOOD, VFR_TIMES, frame_pattern, marker_corner, read_index, write_tagged_avi
 
 from posmlp_video.data import decode
 from posmlp_video.data.decode import (
@@ -273,6 +273,39 @@ def test_matroska_tags_are_measured_before_ffmpeg_parses_them(hostile_corpus, mo
     monkeypatch.setattr(decode.av, "open", no_ffmpeg)
     with pytest.raises(VideoDecodeError, match=r"^too large: 23 KiB of metadata tags \(more than 16 KiB\)$"):
         read_video(hostile_corpus["many_tags_mkv"])
+
+
+@pytest.mark.parametrize("name", ["many_tags_avi", "many_tags_ogg"])
+def test_avi_and_ogg_tags_are_measured_before_ffmpeg_parses_them(hostile_corpus, monkeypatch, name):
+    """1500 distinct tags (an AVI INFO list, Ogg comments): parsed, and then refused by their count; or refused
+    unread by their size. FFmpeg's parse is quadratic in the count (here 10,000 tags: AVI 3.5 s, Ogg 5.9 s;
+    Ogg's runs on a packet already in memory, which no time budget can stop)."""
+    with pytest.raises(VideoDecodeError, match=r"^too large: 15\d\d metadata tags \(more than 1000\)$"):
+        probe_video(hostile_corpus[name])
+    monkeypatch.setattr(decode, "MAX_TAGS", 2000)  # control: the crafted file is a valid video
+    clip = read_video(hostile_corpus[name])
+    assert clip.frames.shape == (3, 32, 32, 3) and _indices_of(clip.frames) == [0, 1, 2]
+
+    monkeypatch.setattr(decode, "MAX_TAG_BYTES", 8 << 10)  # each file holds about 15 KB of tags
+
+    def no_ffmpeg(*args, **kwargs):
+        raise AssertionError("FFmpeg opened the file")
+
+    monkeypatch.setattr(decode.av, "open", no_ffmpeg)
+    with pytest.raises(VideoDecodeError, match=r"^too large: 1\d KiB of metadata tags \(more than 8 KiB\)$"):
+        read_video(hostile_corpus[name])
+
+
+def test_the_time_budget_stops_a_tag_parse_it_can_reach(tmp_path, monkeypatch):
+    """Where no size is measured beforehand (here the AVI measure is switched off; FLV and ASF never have one),
+    FFmpeg parses tags as it reads them, and past the deadline the file reads as ended: 20,000 AVI tags (13 s
+    unbounded here) stop at the budget."""
+    path = write_tagged_avi(tmp_path / "tags.avi", 20_000)
+    monkeypatch.setattr(decode, "MAX_TAG_BYTES", 1 << 40)
+    start = time.perf_counter()
+    with pytest.raises(VideoDecodeError, match=r"^too slow: decoding took more than 0.5 s"):
+        probe_video(path, budget=DecodeBudget(seconds=0.5))
+    assert time.perf_counter() - start < 2.0
 
 
 def test_every_decoded_frame_is_checked_not_only_the_header(hostile_corpus, monkeypatch):

@@ -64,6 +64,20 @@ def test_array_input_matches_a_manual_forward_pass(predictor):
     assert len(predictor.predict(clip[0]).top) == 5  # a single (H, W, 3) image is a clip too
 
 
+def test_sampled_frames_carry_their_times_in_the_video(predictor, tmp_path):
+    """Frame i of a 10 fps file is grey level 6 i: each sampled frame's brightness says which frame it is, so its
+    time (i / 10 s) is known independently of the sampler."""
+    frames = np.ascontiguousarray(np.broadcast_to((np.arange(40, dtype=np.uint8) * 6)[:, None, None, None],
+                                                  (40, 64, 80, 3)))
+    path = write_mp4(tmp_path / "counting.mp4", frames, fps=10.0)
+    clip, times = predictor.sample_timed(path)
+    shown = np.round(clip.reshape(len(clip), -1).mean(1) / 6)  # which source frame each sampled one is
+    assert len(times) == len(clip) == 8 and shown.tolist() == sorted(set(shown.tolist()))
+    np.testing.assert_allclose(times, shown / 10.0, atol=1e-6)
+    assert np.array_equal(clip, predictor.sample(path))
+    assert predictor.sample_timed(frames)[1] is None  # an array has no timeline
+
+
 def test_bad_arrays_are_refused(predictor):
     with pytest.raises(VideoDecodeError, match="uint8 array"):
         predictor.predict(np.zeros((4, 32, 32, 3), np.float32))

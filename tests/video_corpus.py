@@ -161,10 +161,24 @@ HOSTILE: dict[str, str] = {
     "image_pattern": "seq%d.png",  # a valid PNG whose name is also an image-sequence pattern (seq1.png ...)
     "many_frames_gif": "many_frames.gif",  # 1024 x 1024 canvas, 3000 one-pixel frames, 45 KB
     "many_tags_mkv": "many_tags.mkv",  # 1500 container metadata tags
+    "many_tags_avi": "many_tags.avi",  # an INFO list of 1500 distinct tags, 15 KB
+    "many_tags_ogg": "many_tags.ogg",  # VP8 in Ogg, 1500 comments in its comment header
     "no_keyframes_mp4": "no_keyframes.mp4",  # H.264 whose only keyframe was dropped
     "size_switch_avi": "size_switch.avi",  # MJPEG declared 64 x 64, switching to 1024 x 32 frames mid-file
     "target_mp4": "target.mp4",  # a valid video that the playlists/lists/patterns point at
     "pattern_target_png": "seq1.png",
+}
+
+# The decode budget the app and CLI tests run the hostile corpus under (environment variables, read at each
+# call), and the words each file's one-line error must contain under it. (image_pattern and the targets are
+# valid files.)
+LOWERED_BUDGET = {"POSMLP_DECODE_FRAMES": "100", "POSMLP_DECODE_BYTES": str(64 << 20)}
+HOSTILE_REASONS = {
+    "wide_png": "unusable aspect ratio", "wide_jpg": "unusable aspect ratio",
+    "hls_absolute": "playlist/indirection", "hls_url": "playlist/indirection", "concat_list": "playlist/indirection",
+    "many_frames_gif": "more than 64 MiB of decoded frames", "many_tags_mkv": "metadata tags",
+    "many_tags_avi": "metadata tags", "many_tags_ogg": "metadata tags",
+    "no_keyframes_mp4": "more than 100 frames to decode", "size_switch_avi": "unusable aspect ratio",
 }
 
 
@@ -186,6 +200,8 @@ def build_hostile(folder: str | Path) -> dict[str, Path]:
     _write_png(paths["pattern_target_png"], frame_pattern(7, 32, 16))
     paths["many_frames_gif"].write_bytes(_one_pixel_gif(1024, 1024, 3000))
     _write_tagged_mkv(paths["many_tags_mkv"], 1500)
+    write_tagged_avi(paths["many_tags_avi"], 1500)
+    write_tagged_ogg(paths["many_tags_ogg"], 1500)
     _write_without_keyframes(paths["no_keyframes_mp4"], 200)
     _write_size_switch(paths["size_switch_avi"])
     return paths
@@ -224,6 +240,35 @@ def _write_tagged_mkv(path: Path, num_tags: int) -> None:
             frame = av.VideoFrame.from_ndarray(frame_pattern(i, 32, 32), format="rgb24").reformat(format="yuvj420p")
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+
+
+def write_tagged_avi(path: Path, num_tags: int) -> Path:
+    """MJPEG in AVI (3 frames of 32 x 32) with an INFO list of ``num_tags`` distinct four-letter tags before
+    its movi list: each 10 bytes, and each one more metadata entry for FFmpeg (whose muxer would write only
+    the few dozen INFO tags it knows)."""
+    write_video(path, np.stack([frame_pattern(i, 32, 32) for i in range(3)]), 10, codec="mjpeg",
+                pix_fmt="yuvj420p", codec_options={"q": "2"})
+    data = path.read_bytes()
+    movi = data.index(b"movi") - 8  # the movi list's header; the index after it counts from movi, so stays valid
+    assert data[movi:movi + 4] == b"LIST"
+    keys = ("".join(chr(65 + i // 26 ** k % 26) for k in range(4)).encode() for i in range(num_tags))
+    body = b"INFO" + b"".join(key + struct.pack("<I", 2) + b"x\0" for key in keys)
+    info = b"LIST" + struct.pack("<I", len(body)) + body
+    riff = struct.pack("<I", struct.unpack("<I", data[4:8])[0] + len(info))
+    path.write_bytes(data[:4] + riff + data[8:movi] + info + data[movi:])
+    return path
+
+
+def write_tagged_ogg(path: Path, num_tags: int) -> Path:
+    """VP8 in Ogg (3 frames of 32 x 32) whose comment header holds ``num_tags`` distinct comments."""
+    with av.open(str(path), "w", format="ogg") as container:
+        container.metadata.update({f"tag{i}": "x" for i in range(num_tags)})
+        stream = container.add_stream("libvpx", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame_pattern(i, 32, 32), format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
 
 
 def _write_without_keyframes(path: Path, num_frames: int) -> None:
