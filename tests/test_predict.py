@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import timm
 import torch
-from video_corpus import BROKEN, GOOD
+from video_corpus import BROKEN, GOOD, HOSTILE_REASONS
 
 from posmlp_video import views as views_module
 from posmlp_video.checkpoint import save_checkpoint
@@ -189,14 +189,14 @@ def test_user_errors_escape_control_characters_wherever_shown():
     assert one_line("ok é 日本") == "ok é 日本"
 
 
-@pytest.mark.parametrize("name", ["wide_png", "hls_absolute"])
+@pytest.mark.parametrize("name", ["wide_png", "hls_absolute", "many_tags_avi", "many_tags_ogg"])
 def test_cli_answers_hostile_files_with_one_line(checkpoint, hostile_corpus, capsys, name):
     """(How fast they are refused is asserted on the decoder itself in test_data_decode.py: loading the
     checkpoint dominates a CLI call's time.)"""
     code = main(["predict", str(hostile_corpus[name]), "--checkpoint", str(checkpoint)])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
-    assert ("unusable aspect ratio" if name == "wide_png" else "playlist/indirection") in err
+    assert HOSTILE_REASONS[name] in err
 
 
 # --------------------------------------------------------------------------- multi-view (as eval)
