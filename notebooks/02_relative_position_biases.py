@@ -34,10 +34,11 @@ import os
 import tempfile
 from pathlib import Path
 
+SMOKE = os.environ.get("POSMLP_NB_SMOKE") == "1"  # a quick run that only checks every cell works (the tests)
 CHECKPOINT = os.environ.get("POSMLP_NB_CHECKPOINT") or None  # None = the bundled SynthMotion model
 OUT = Path(os.environ.get("POSMLP_NB_OUT") or tempfile.mkdtemp(prefix="posmlp_nb02_"))
 OUT.mkdir(parents=True, exist_ok=True)
-REVERSAL_CLIPS = 48  # clips for the time-reversal check at the end (the numbers below: 48; 600 for tighter ones)
+REVERSAL_CLIPS = 12 if SMOKE else 48  # clips for the time-reversal check at the end (the numbers below: 48; 600 for tighter ones)
 # Torch threads: these models are small, and on a shared machine extra threads mostly spin-wait (many
 # times slower under load); raise it on a dedicated multi-core machine.
 THREADS = int(os.environ.get("POSMLP_NB_THREADS", "1"))

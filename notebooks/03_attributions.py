@@ -41,12 +41,13 @@ import time
 from pathlib import Path
 
 FULL = os.environ.get("POSMLP_NB_FULL") == "1"
+SMOKE = os.environ.get("POSMLP_NB_SMOKE") == "1"  # a quick run that only checks every cell works (the tests)
 CHECKPOINT = os.environ.get("POSMLP_NB_CHECKPOINT") or None  # None = the bundled SynthMotion model
 OUT = Path(os.environ.get("POSMLP_NB_OUT") or tempfile.mkdtemp(prefix="posmlp_nb03_"))
 OUT.mkdir(parents=True, exist_ok=True)
-POINTING_CLIPS = 240 if FULL else 48  # pointing-game clips for the cheap methods (Grad-CAM, saliency)
-SLOW_CLIPS = 96 if FULL else 24  # ... for integrated gradients (IG_STEPS passes per clip)
-OCCLUSION_CLIPS = 96 if FULL else 12  # ... for occlusion (one pass per occluded patch)
+POINTING_CLIPS = 240 if FULL else 12 if SMOKE else 48  # pointing-game clips for the cheap methods (Grad-CAM, saliency)
+SLOW_CLIPS = 96 if FULL else 4 if SMOKE else 24  # ... for integrated gradients (IG_STEPS passes per clip)
+OCCLUSION_CLIPS = 96 if FULL else 3 if SMOKE else 12  # ... for occlusion (one pass per occluded patch)
 IG_STEPS = 32 if FULL else 16  # integrated-gradients steps (Gauss-Legendre)
 SEED = 1000  # SynthMotion seed: never used in training
 OCCLUSION_PATCH = (2, 16, 16)  # occluded block: frames x pixels x pixels (16 patches per frame pair at 64 px)

@@ -51,6 +51,7 @@ import tempfile
 from pathlib import Path
 
 FULL = os.environ.get("POSMLP_NB_FULL") == "1"
+SMOKE = os.environ.get("POSMLP_NB_SMOKE") == "1"  # a quick run that only checks every cell works (the tests)
 OUT = Path(os.environ.get("POSMLP_NB_OUT") or tempfile.mkdtemp(prefix="posmlp_nb04_"))
 OUT.mkdir(parents=True, exist_ok=True)
 BLOCK_TYPES = ["parallel", "sequential", "joint", "spatial", "temporal"]
@@ -60,7 +61,7 @@ if FULL:
 else:
     MODEL_KWARGS = dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1], spatial_windows=[8, 4, 2, 1],
                         gammas=[2, 4, 8, 16])
-    TRAIN_CLIPS, VAL_CLIPS, EPOCHS, TEST_CLIPS = 192, 32, 1, 96
+    TRAIN_CLIPS, VAL_CLIPS, EPOCHS, TEST_CLIPS = (64, 16, 1, 32) if SMOKE else (192, 32, 1, 96)
 REFERENCE = os.environ.get("POSMLP_NB_CHECKPOINT") or None  # trained reference row (None = bundled checkpoint)
 # Torch threads: these models are small, and on a shared machine extra threads mostly spin-wait (many
 # times slower under load); raise it on a dedicated multi-core machine.

@@ -34,12 +34,13 @@ import tempfile
 from pathlib import Path
 
 FULL = os.environ.get("POSMLP_NB_FULL") == "1"
+SMOKE = os.environ.get("POSMLP_NB_SMOKE") == "1"  # a quick run that only checks every cell works (the tests)
 OUT = Path(os.environ.get("POSMLP_NB_OUT") or tempfile.mkdtemp(prefix="posmlp_nb05_"))
 OUT.mkdir(parents=True, exist_ok=True)
 TRAIN_CLIPS = 1024 if FULL else 64  # SynthMotion clips per epoch (fresh clips every epoch)
 VAL_CLIPS = 384 if FULL else 48
 FIRST_EPOCHS, TOTAL_EPOCHS = (6, 8) if FULL else (2, 3)  # train, "get interrupted", resume to the total
-EVAL_CLIPS = 600 if FULL else 96  # held-out clips for the final evaluations
+EVAL_CLIPS = 600 if FULL else 32 if SMOKE else 96  # held-out clips for the final evaluations
 BUNDLED = os.environ.get("POSMLP_NB_CHECKPOINT") or None  # the fully trained model to compare with (None = bundled)
 # Torch threads: these models are small, and on a shared machine extra threads mostly spin-wait (many
 # times slower under load); raise it on a dedicated multi-core machine.

@@ -65,6 +65,7 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     # the kernel imports this checkout's packages and writes only under tmp_path
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("POSMLP_NB_OUT", str(tmp_path / "out"))
+    monkeypatch.setenv("POSMLP_NB_SMOKE", "1")  # every cell, fewest clips (the suite's time budget)
     before = sorted(p.name for p in (ROOT / "notebooks").iterdir())
     nb = nbformat.read(path, as_version=4)
     start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
