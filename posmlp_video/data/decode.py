@@ -325,7 +325,7 @@ def _open(path: str | Path, work: _Work) -> _Input:
         raise VideoDecodeError("empty file (0 bytes)")
     if not file.is_file():
         raise VideoDecodeError(f"{file} is not a regular file")
-    tag_bytes = _matroska_tag_bytes(file) or _avi_tag_bytes(file) or _ogg_tag_bytes(file)
+    tag_bytes = _tag_bytes(file)
     if tag_bytes > MAX_TAG_BYTES:
         raise VideoDecodeError(f"too large: {tag_bytes >> 10} KiB of metadata tags (more than {MAX_TAG_BYTES >> 10} KiB)")
     source = _Source(file, work)
@@ -380,90 +380,98 @@ def _vint(data: BinaryIO, marker: bool) -> int | None:
     return -1 if not marker and value == (1 << 7 * length) - 1 else value
 
 
-def _matroska_tag_bytes(file: Path) -> int:
+def _tag_bytes(file: Path) -> int:
+    """Bytes of the metadata tags FFmpeg would parse before any of our checks (Matroska/WebM, AVI and Ogg; 0 for
+    other files), measured through one open of the file: each measure checks its own magic bytes."""
+    with open(file, "rb") as data:
+        for measure in (_matroska_tag_bytes, _avi_tag_bytes, _ogg_tag_bytes):
+            data.seek(0)
+            if tags := measure(data):
+                return tags
+    return 0
+
+
+def _matroska_tag_bytes(data: BinaryIO) -> int:
     """Bytes of the Tags elements FFmpeg would parse in a Matroska/WebM file (0 for other files): those among
     the segment's elements before the first cluster, and those its SeekHeads point to."""
-    with open(file, "rb") as data:
-        if data.read(4) != _EBML.to_bytes(4, "big"):
-            return 0
-        header = _vint(data, False)
-        if header is None or header < 0:
-            return 0
-        data.seek(header, os.SEEK_CUR)
-        if _vint(data, True) != _SEGMENT or _vint(data, False) is None:
-            return 0
-        segment = data.tell()
-        tags: dict[int, int] = {}  # position -> size
-        pending = [segment]  # where to walk elements from: the segment start, then what SeekHeads point to
-        seen: set[int] = set()
-        while pending and len(seen) < 64:
-            position = pending.pop()
-            if position in seen:
-                continue
-            seen.add(position)
-            data.seek(position)
-            for _ in range(MAX_TAG_WALK):  # elements before the first cluster (FFmpeg reads those in its header)
-                start = data.tell()
-                element, size = _vint(data, True), _vint(data, False)
-                if element is None or size is None or size < 0 or element == _CLUSTER:
-                    break
-                body = data.tell()
-                if element == _TAGS:
-                    tags[start] = size
-                elif element == _SEEKHEAD:
-                    pending += [segment + offset for offset in _seek_positions(data.read(min(size, 1 << 20)))]
-                if position != segment:
-                    break  # a SeekHead target: that one element only
-                data.seek(body + size)
+    if data.read(4) != _EBML.to_bytes(4, "big"):
+        return 0
+    header = _vint(data, False)
+    if header is None or header < 0:
+        return 0
+    data.seek(header, os.SEEK_CUR)
+    if _vint(data, True) != _SEGMENT or _vint(data, False) is None:
+        return 0
+    segment = data.tell()
+    tags: dict[int, int] = {}  # position -> size
+    pending = [segment]  # where to walk elements from: the segment start, then what SeekHeads point to
+    seen: set[int] = set()
+    while pending and len(seen) < 64:
+        position = pending.pop()
+        if position in seen:
+            continue
+        seen.add(position)
+        data.seek(position)
+        for _ in range(MAX_TAG_WALK):  # elements before the first cluster (FFmpeg reads those in its header)
+            start = data.tell()
+            element, size = _vint(data, True), _vint(data, False)
+            if element is None or size is None or size < 0 or element == _CLUSTER:
+                break
+            body = data.tell()
+            if element == _TAGS:
+                tags[start] = size
+            elif element == _SEEKHEAD:
+                pending += [segment + offset for offset in _seek_positions(data.read(min(size, 1 << 20)))]
+            if position != segment:
+                break  # a SeekHead target: that one element only
+            data.seek(body + size)
     return sum(tags.values())
 
 
-def _avi_tag_bytes(file: Path) -> int:
+def _avi_tag_bytes(data: BinaryIO) -> int:
     """Bytes of the INFO lists FFmpeg would parse in an AVI file (0 for other files). Its header pass reads the
     chunks of the first RIFF in order, descending into lists (hdrl, strl, ...) up to movi; its index pass then
     reads the chunks after movi: INFO lists in either place become metadata, each tag one more entry."""
-    with open(file, "rb") as data:
-        head = data.read(12)
-        if head[:4] != b"RIFF" or head[8:12] != b"AVI ":
-            return 0
-        tags, position = 0, 12
-        for _ in range(MAX_TAG_WALK):
-            data.seek(position)
-            chunk = data.read(12)
-            if len(chunk) < 8:
-                break
-            size = int.from_bytes(chunk[4:8], "little")
-            if chunk[:4] == b"LIST" and chunk[8:12] not in (b"movi", b"INFO"):
-                position += 12  # a list of the header: its chunks come next
-                continue
-            if chunk[:4] == b"LIST" and chunk[8:12] == b"INFO":
-                tags += size
-            position += 8 + size + (size & 1)
+    head = data.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return 0
+    tags, position = 0, 12
+    for _ in range(MAX_TAG_WALK):
+        data.seek(position)
+        chunk = data.read(12)
+        if len(chunk) < 8:
+            break
+        size = int.from_bytes(chunk[4:8], "little")
+        if chunk[:4] == b"LIST" and chunk[8:12] not in (b"movi", b"INFO"):
+            position += 12  # a list of the header: its chunks come next
+            continue
+        if chunk[:4] == b"LIST" and chunk[8:12] == b"INFO":
+            tags += size
+        position += 8 + size + (size & 1)
     return tags
 
 
-def _ogg_tag_bytes(file: Path) -> int:
+def _ogg_tag_bytes(data: BinaryIO) -> int:
     """Bytes of the comment headers FFmpeg would parse in an Ogg file (0 for other files): the second packet of
     every logical stream (Vorbis, Theora, Opus, VP8 and Speex comments). FFmpeg reassembles such a packet whole
     and then parses it in memory, where the time budget cannot stop it; measured here from the pages' lacing."""
-    with open(file, "rb") as data:
-        packets: dict[int, int] = {}  # serial -> packets completed so far
-        tags = 0
-        for _ in range(MAX_TAG_WALK):
-            page = data.read(27)
-            if len(page) < 27 or page[:4] != b"OggS" or tags > MAX_TAG_BYTES:
-                break
-            serial = int.from_bytes(page[14:18], "little")
-            lacing = data.read(page[26])
-            for value in lacing:
-                done = packets.setdefault(serial, 0)
-                if done == 1:
-                    tags += value
-                if value < 255:  # a segment shorter than 255 bytes ends its packet
-                    packets[serial] = done + 1
-            if all(done >= 2 for done in packets.values()):
-                break  # every stream's comments are complete (FFmpeg's header pass ends about here)
-            data.seek(sum(lacing), os.SEEK_CUR)
+    packets: dict[int, int] = {}  # serial -> packets completed so far
+    tags = 0
+    for _ in range(MAX_TAG_WALK):
+        page = data.read(27)
+        if len(page) < 27 or page[:4] != b"OggS" or tags > MAX_TAG_BYTES:
+            break
+        serial = int.from_bytes(page[14:18], "little")
+        lacing = data.read(page[26])
+        for value in lacing:
+            done = packets.setdefault(serial, 0)
+            if done == 1:
+                tags += value
+            if value < 255:  # a segment shorter than 255 bytes ends its packet
+                packets[serial] = done + 1
+        if all(done >= 2 for done in packets.values()):
+            break  # every stream's comments are complete (FFmpeg's header pass ends about here)
+        data.seek(sum(lacing), os.SEEK_CUR)
     return tags
 
 
