@@ -9,7 +9,6 @@ path lies inside it: traversal and symlinks out are refused) or uploads one. Eve
 from __future__ import annotations
 
 import copy
-import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import torch
 
 from analysis import BiasTable, complexity_table, format_complexity, relative_position_biases
 from analysis.attributions import cam_stages
+from posmlp_video.assets import sha256_file
 from posmlp_video.card import model_card_markdown
 from posmlp_video.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
 from posmlp_video.errors import CheckpointError
@@ -143,12 +143,13 @@ class ModelCache:
     def add(self, path: Path, name: str, label_set: str | None = None, session: str | None = None) -> str:
         """Load a checkpoint file (an authors' one needs `label_set`) and return its key; `session` (the
         uploader's Gradio session) makes the key that session's own."""
-        class_names = None
+        class_names, tag = None, ""
         if path.suffix != ".safetensors":
             if label_set not in LABEL_SETS:
                 raise CheckpointError(f"{name} is an authors' checkpoint: choose its class list ({', '.join(LABEL_SETS)})")
             class_names = None if label_set == NUMBERED else load_class_names(label_set)
-        key = f"{name} [{file_digest(path)}]" + (f" [{label_set}]" if path.suffix != ".safetensors" else "")
+            tag = f" [{label_set}]"
+        key = f"{name} [{sha256_file(path)[:12]}]{tag}"
         key += f"{SESSION_MARK}{session}" if session else ""
         with self._lock:
             self._sources[key] = (path, name, class_names)
@@ -204,10 +205,3 @@ def load_named(path: Path | None, class_names: list[str] | None, device: str) ->
     return model, meta
 
 
-def file_digest(path: Path, length: int = 12) -> str:
-    """The first `length` hex digits of a file's SHA-256 (names uploads by content)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()[:length]

@@ -93,7 +93,8 @@ def cache_dir(override: str | Path | None = None) -> Path:
     return base / "posmlp_video" / "assets"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """A file's SHA-256 in hex, read in 1 MiB blocks (asset checks; the app names uploads by it)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -118,7 +119,7 @@ def _download(package: Package, folder: Path) -> Path:
             raise AssetError(f"apt-get could not download {package.name}={package.version} (offline, or no "
                              f"Debian bookworm source?): {reason}")
     size = path.stat().st_size
-    if size != package.size or _sha256(path) != package.sha256:
+    if size != package.size or sha256_file(path) != package.sha256:
         path.unlink()
         raise AssetError(f"{package.deb} does not match its pinned size/SHA-256 ({size} bytes): deleted, "
                          "fetch again")
@@ -158,7 +159,7 @@ def fetch(cache: str | Path | None = None, keep_downloads: bool = False) -> Path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, target)
                 manifest.append(dict(package=package.name, version=package.version, deb_sha256=package.sha256,
-                                     file=f"{package.name}/{relative}", sha256=_sha256(target),
+                                     file=f"{package.name}/{relative}", sha256=sha256_file(target),
                                      licence=package.licence, use=package.use))
         if not keep_downloads:
             deb.unlink()
