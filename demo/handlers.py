@@ -179,7 +179,7 @@ class Handlers:
             rule = (f"A prediction whose top probability is below **{threshold:.0%}** is marked *uncertain / "
                     f"possibly out of scope* ({how}).")
         classes = ", ".join(meta["class_names"][:12]) + (" ..." if len(meta["class_names"]) > 12 else "")
-        naming = f"{naming_hint(loaded)}\n\n" if has_numbered_classes(meta["class_names"]) else ""
+        naming = f"{hint}\n\n" if (hint := naming_hint(loaded)) else ""
         return (f"**Checkpoint {loaded.name}.** {scope_summary(meta)}\n\n{rule}\n\n{naming}"
                 f"<details><summary>Classes</summary>{classes}</details>")
 
@@ -421,8 +421,8 @@ class Handlers:
     def loaded_status(self, key: str) -> str:
         """The status line after a load: the key, and for classes without names, how to name them."""
         loaded = self.models.get(key)
-        numbered = has_numbered_classes(loaded.predictor.class_names)
-        return f"Loaded **{key_label(key)}**" + (f". {naming_hint(loaded)}" if numbered else "")
+        hint = naming_hint(loaded)
+        return f"Loaded **{key_label(key)}**" + (f". {hint}" if hint else "")
 
     @staticmethod
     def use_default() -> tuple[str, str]:
@@ -431,7 +431,9 @@ class Handlers:
 
 def naming_hint(loaded: Loaded) -> str:
     """For a checkpoint whose classes are only numbered: which shipped class lists fit its class count (if any),
-    and the ``convert --labels`` command that attaches names."""
+    and the ``convert --labels`` command that attaches names ("" when its classes have names)."""
+    if not has_numbered_classes(loaded.predictor.class_names):
+        return ""
     count = len(loaded.predictor.class_names)
     sizes = {name: len(load_class_names(name)) for name in LABEL_FILES}
     fits = [name for name, size in sizes.items() if size == count]
