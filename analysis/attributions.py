@@ -28,6 +28,7 @@ from analysis.errors import AnalysisError
 from posmlp_video.data import preprocess
 
 METHODS = ("integrated_gradients", "saliency", "occlusion", "frame_occlusion", "grad_cam")
+IG_STEPS = 32  # integrated-gradients steps unless `steps` is given
 BASELINES = ("mean", "black")
 _SMOOTHING = ("noise_tunnel", "nt_stdev", "nt_samples_batch_size")
 OPTIONS = {
@@ -162,7 +163,7 @@ def evaluations(method: str, shape: Sequence[int], **options: Any) -> int:
     T, H, W = shape
     smooth = int(options.get("noise_tunnel") or 0)
     if method == "integrated_gradients":
-        steps, batch = int(options.get("steps", 32)), int(options.get("internal_batch_size", 8))
+        steps, batch = int(options.get("steps", IG_STEPS)), int(options.get("internal_batch_size", 8))
         per_sample = math.ceil(steps / batch) + 2  # the path in batches, then F(x) and F(baseline) for the delta
         if smooth:
             return 1 + smooth * math.ceil(steps / batch) + 2 * smooth
@@ -217,7 +218,7 @@ def _run(method: str, model: nn.Module, x: torch.Tensor, base: torch.Tensor, tar
         return NoiseTunnel(algorithm) if nt_samples else algorithm
 
     if method == "integrated_gradients":
-        steps = _positive(options, "steps", 32)
+        steps = _positive(options, "steps", IG_STEPS)
         batch = _positive(options, "internal_batch_size", 8)
         ig_method = options.pop("ig_method", "gausslegendre")
         attr, delta = maybe_smoothed(IntegratedGradients(model)).attribute(
@@ -317,7 +318,7 @@ def attribute(
         values, delta = _run(method, model, x, base, target, dict(options))
         tries = []
         if max_error is not None:
-            steps = int(options.get("steps", 32))
+            steps = int(options.get("steps", IG_STEPS))
             tries.append((steps, _relative(delta, change)))
             while tries[-1][1] > max_error and steps < max_steps:
                 steps = options["steps"] = min(2 * steps, max_steps)
