@@ -256,17 +256,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Answer every input; exit 1 if any of them failed (the others are still answered)."""
-    from posmlp_video.card import card_of, scope_summary
+    from posmlp_video.card import is_uncertain, min_prob, scope_summary
 
     table_path = args.csv or args.jsonl
     table = _Table(table_path, args.top_k) if table_path else None
     predictor = Predictor.from_checkpoint(args.checkpoint, clips=args.clips, crops=args.crops)
-    min_prob = card_of(predictor.meta).get("confidence", {}).get("min_prob")
+    threshold = min_prob(predictor.meta)
     # what this checkpoint knows, shown above the first answer on screen so that answers are read in scope
     header = "" if table is not None or args.json else textwrap.fill(
         scope_summary(predictor.meta), width=100, initial_indent="model: ", subsequent_indent="       ")
-    if header and min_prob is not None:
-        header += (f"\n       a top class below {min_prob:.2f} probability is marked uncertain "
+    if header and threshold is not None:
+        header += (f"\n       a top class below {threshold:.2f} probability is marked uncertain "
                    "(threshold calibrated on held-out clips)")
     try:
         paths = [path for path in expand_inputs(args.paths, args.glob) if table is None or path not in table.done]
@@ -279,8 +279,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 top = predictor.top(predictor.probabilities(item), args.top_k)
                 row = {"path": path, "predictions": [{"label": label, "score": round(score, 6)} for label, score in top]}
-                if min_prob is not None and table is None:
-                    row["uncertain"] = top[0][1] < min_prob
+                if threshold is not None and table is None:
+                    row["uncertain"] = is_uncertain(predictor.meta, top[0][1])
                 if header:
                     print(header + "\n")
                     header = ""
