@@ -438,8 +438,7 @@ class PositionalGatingUnit(nn.Module):
         u, v = x.chunk(2, dim=-1)
         B, T, H, W, C = u.shape
         window = self.runtime_window(T, H, W)
-        sizes = dict(zip(AXES[self.kind], window))
-        win3 = (sizes.get("t", 1), sizes.get("h", 1), sizes.get("w", 1))
+        win3 = _window3(self.kind, window)
         pad = [-n % w for n, w in zip((T, H, W), win3)]
         if any(pad):  # zero tokens: the padding adds nothing to the mixing of real tokens
             u = F.pad(u, (0, 0, 0, pad[2], 0, pad[1], 0, pad[0]))
