@@ -62,19 +62,22 @@ from posmlp_video.train.distributed import (
 HEAD = ("head", "head_drop")  # what a linear probe trains (train.freeze=backbone)
 
 
+def _backbone(model: PosMLPVideo) -> list[nn.Module]:
+    """The model's top-level modules other than the classifier (`HEAD`)."""
+    return [child for name, child in model.named_children() if name not in HEAD]
+
+
 def freeze_backbone(model: PosMLPVideo) -> None:
     """Stop gradients to everything but the classifier (a linear probe on the loaded features)."""
-    for name, child in model.named_children():
-        if name not in HEAD:
-            child.requires_grad_(False)
+    for child in _backbone(model):
+        child.requires_grad_(False)
 
 
 def backbone_eval(model: PosMLPVideo) -> None:
     """Put everything but the classifier in eval mode: a frozen backbone keeps its BatchNorm statistics and
     runs without drop path, so its output is exactly what the loaded weights compute."""
-    for name, child in model.named_children():
-        if name not in HEAD:
-            child.eval()
+    for child in _backbone(model):
+        child.eval()
 
 
 def tensorboard_writer(out: Path) -> Any:
