@@ -157,9 +157,7 @@ def measure_training(frames: int, size: int, batch: int, steps: int, checkpointi
     opt = torch.optim.SGD(net.parameters(), lr=1e-3)
 
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
+        _train_step(net, opt, x, y, bf16=False)
 
     rss = _rss_mb()
     step()  # warm-up
@@ -237,9 +235,9 @@ def measure_train_memory(authors_code: str, who: str, batch: int) -> dict[str, A
     import torch
 
     ours, theirs = _pair(authors_code)
-    net = ours if who == "ours" else theirs
+    net, classes = ours if who == "ours" else theirs, ours.num_classes  # same weights: same classes
     del ours, theirs
-    x, y = torch.randn(batch, 3, 16, 224, 224), torch.randint(0, 174, (batch,))
+    x, y = torch.randn(batch, 3, 16, 224, 224), torch.randint(0, classes, (batch,))
     opt = torch.optim.SGD(net.parameters(), lr=1e-4)
     rss = _rss_mb()
     for _ in range(2):
