@@ -15,6 +15,7 @@ from posmlp_video.data import decode
 from posmlp_video.data.decode import (
     DecodeBudget,
     VideoDecodeError,
+    frames_between,
     probe_video,
     read_frame_folder,
     read_video,
@@ -166,6 +167,14 @@ def test_sparse_picks_jump_to_the_right_frames(video_corpus, name):
     for pick in ([last], [last // 3, last], [0, last // 2, last]):
         clip = read_video(video_corpus[name], lambda n, pick=pick: np.array([pick]))
         assert _indices_of(clip.frames) == pick
+
+
+def test_frames_between_reads_each_frame_in_it_and_stops_at_the_end(video_corpus):
+    path = video_corpus["long_90s_mp4"]  # 450 frames
+    assert _indices_of(read_video(path, frames_between(100, 105)).frames) == list(range(100, 105))
+    assert _indices_of(read_video(path, frames_between(445, 460)).frames) == list(range(445, 450))
+    with pytest.raises(VideoDecodeError, match="no frames in 450-460: the video has 450"):
+        read_video(path, frames_between(450, 460))
 
 
 # --------------------------------------------------------------------------- hostile inputs (issue 15)

@@ -12,6 +12,7 @@ import torch
 from posmlp_video.checkpoint import save_checkpoint
 from posmlp_video.cli import main
 from posmlp_video.data import SynthMotion, normalize
+from posmlp_video.data.decode import frames_between, read_video
 from posmlp_video.data.realset import (
     LEFT,
     RIGHT,
@@ -20,7 +21,6 @@ from posmlp_video.data.realset import (
     contact_sheet,
     find_windows,
     load_real_set,
-    read_footage,
     variants,
 )
 from posmlp_video.data.synthmotion import FLIP_PAIRS, REVERSE_PAIRS
@@ -72,7 +72,7 @@ def test_builder_on_a_piece_of_vtest(assets, tmp_path):
     originals = np.nonzero(data["variants"] == VARIANTS[0])[0]
     assert len(originals) >= 2 and len(data["labels"]) == 4 * len(originals)
     assert np.array_equal(data["pairs"][data["pairs"]], np.arange(len(data["pairs"])))  # reversal of reversal
-    frames = read_footage(next(assets.rglob("vtest.avi")), (90, 180))
+    frames = read_video(next(assets.rglob("vtest.avi")), frames_between(90, 180)).frames
     background = np.median(frames[::3], axis=0)
     for i in originals:
         k = int(data["windows"][i])

@@ -156,6 +156,19 @@ def read_video(path: str | Path, sampler: Sampler | None = None, *, short_side: 
     return VideoClip(frames.reshape(*wanted.shape, *frames.shape[1:]), grid, info)
 
 
+def frames_between(first: int, last: int) -> Sampler:
+    """A sampler for ``read_video``: every timeline index in ``[first, last)``, cut at the video's end (on a
+    constant-rate video, the frames numbered so). A range with no frame in the video is a ``VideoDecodeError``."""
+
+    def sampler(num_available: int) -> np.ndarray:
+        end = min(last, num_available)
+        if not 0 <= first < end:
+            raise VideoDecodeError(f"no frames in {first}-{last}: the video has {num_available}")
+        return np.arange(first, end)
+
+    return sampler
+
+
 @dataclass(frozen=True)
 class DecodeCheck:
     """What `check_decoding` found: the index pass's info, the frame indices it decoded for (sorted), and

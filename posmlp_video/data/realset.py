@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from posmlp_video.assets import AssetError, asset_files, cache_dir
+from posmlp_video.data.decode import frames_between, read_video
 from posmlp_video.data.synthmotion import FLIP_PAIRS, REVERSE_PAIRS
 
 LEFT, RIGHT = 0, 1  # SynthMotion's "Moving something from right to left" / "... from left to right"
@@ -42,24 +43,6 @@ class Window:
     side: int
     label: int
     shift: float  # horizontal displacement of the moving pixels over the window, in crop widths
-
-
-def read_footage(path: str | Path, frame_range: tuple[int, int] | None = None) -> np.ndarray:
-    """All frames (or those in ``[first, last)``) of a video as uint8 RGB ``(N, H, W, 3)``."""
-    capture = cv2.VideoCapture(str(path))
-    frames, index = [], 0
-    first, last = frame_range or (0, 1 << 30)
-    while index < last:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if index >= first:
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        index += 1
-    capture.release()
-    if not frames:
-        raise AssetError(f"{path} has no readable frames in {first}-{last}")
-    return np.stack(frames)
 
 
 def _foreground(frames: np.ndarray) -> np.ndarray:
@@ -191,7 +174,7 @@ def build_real_set(split: str, num_frames: int = 8, stride: int = 3, footage: st
         raise AssetError(f"unknown real set {split!r}; choose from {', '.join(SPLITS)}")
     first, last = frame_range or SPLITS[split]
     path = Path(footage) if footage else asset_files("footage")[0]
-    frames = read_footage(path, (first, last))
+    frames = read_video(path, frames_between(first, last)).frames
     windows = find_windows(frames, num_frames, stride, first)
     videos, labels, pairs, sources, names = [], [], [], [], []
     for k, window in enumerate(windows):
