@@ -27,33 +27,32 @@ class TimelineHandlers:
 
     @user_errors
     def timeline(self, video: str | None, window: float = 2.0, stride: float = 0.5,
-                 key: str = DEFAULT_KEY) -> tuple[Any, list[list[Any]], dict[str, Any], Any]:
-        """(plot, segment rows, the timeline for later cursor moves, the cursor slider fitted to the clip)."""
+                 key: str = DEFAULT_KEY) -> tuple[Any, list[list[Any]], Timeline, Any]:
+        """(plot, segment rows, the timeline itself (kept in a ``gr.State`` for later cursor moves: stored by
+        reference, not re-serialised), the cursor slider fitted to the clip)."""
         if not window > 0 or not stride > 0:
             raise gr.Error("window and stride must be positive", print_exception=False)
         loaded = self.models.get(key)
         timeline = compute_timeline(loaded.model, loaded.meta, _need_video(video), float(window), float(stride),
                                     lock=loaded.lock)
         rows = [[round(s.start, 2), round(s.end, 2), s.label, round(s.score, 3)] for s in timeline.segments()]
-        state = timeline.to_json()
         cursor = gr.Slider(0, round(timeline.duration, 2), value=0, step=min(float(stride), 0.5), interactive=True)
-        return self.figure(state, 0.0), rows, state, cursor
+        return self.figure(timeline, 0.0), rows, timeline, cursor
 
     @staticmethod
-    def figure(state: dict[str, Any] | None, time: float) -> Any:
+    def figure(timeline: Timeline | None, time: float) -> Any:
         """The plot with the cursor drawn at ``time`` seconds."""
-        if not state:
+        if timeline is None:
             return None
-        figure = for_any_background(_timeline(state).figure())  # no white block on the dark theme
+        figure = for_any_background(timeline.figure())  # no white block on the dark theme
         figure.axes[0].axvline(float(time), color=NEUTRAL, linewidth=1)
         return figure
 
     @staticmethod
-    def at(state: dict[str, Any] | None, time: float) -> str:
+    def at(timeline: Timeline | None, time: float) -> str:
         """The segment holding ``time`` and the top classes of the window centred nearest it, as Markdown."""
-        if not state:
+        if timeline is None:
             return "Run a timeline first."
-        timeline = _timeline(state)
         window, segment = timeline.at(float(time))
         top = np.argsort(-timeline.probabilities[window])[:3]
         lines = [f"**{time:.2f} s**: " + (f"segment {segment.start:.2f}-{segment.end:.2f} s, **{segment.label}** "
@@ -61,13 +60,6 @@ class TimelineHandlers:
         lines.append(f"window {timeline.starts[window]:.2f}-{timeline.ends[window]:.2f} s: " + ", ".join(
             f"{timeline.class_names[c]} {timeline.probabilities[window, c]:.3f}" for c in top))
         return "  \n".join(lines)
-
-
-def _timeline(state: dict[str, Any]) -> Timeline:
-    windows = state["windows"]
-    return Timeline(np.array([w["start"] for w in windows]), np.array([w["end"] for w in windows]),
-                    np.array([w["probabilities"] for w in windows], dtype=np.float32), list(state["class_names"]),
-                    float(state["duration"]))
 
 
 def timeline_tab(models: ModelCache, key: gr.State, examples: list[list[str]]) -> None:

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,28 +38,47 @@ class Segment:
     score: float  # mean probability of ``label`` over the run's windows
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Timeline:
-    """Per-window class probabilities of one video."""
+    """Per-window class probabilities of one video.
+
+    Immutable (the arrays are read-only views, the class names a tuple), so what is derived from it (centres,
+    segments, class ranking) is computed once, on first use, and the app keeps the object itself between
+    cursor moves.
+    """
 
     starts: np.ndarray  # (N,) window start, seconds
     ends: np.ndarray  # (N,) window end, seconds
     probabilities: np.ndarray  # (N, num_classes) float32
-    class_names: list[str]
+    class_names: tuple[str, ...]
     duration: float  # seconds
 
-    @property
+    def __post_init__(self) -> None:
+        for name in ("starts", "ends", "probabilities"):
+            view = np.asarray(getattr(self, name)).view()
+            view.flags.writeable = False
+            object.__setattr__(self, name, view)
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    @cached_property
     def centres(self) -> np.ndarray:
-        return (self.starts + self.ends) / 2
+        centres = (self.starts + self.ends) / 2
+        centres.flags.writeable = False
+        return centres
+
+    @cached_property
+    def _ranking(self) -> np.ndarray:
+        """Every class, by its highest probability anywhere in the video, best first."""
+        return np.argsort(-self.probabilities.max(0), kind="stable")
 
     def top_classes(self, k: int = 5) -> list[int]:
         """The ``k`` classes with the highest probability anywhere in the video, best first."""
-        return np.argsort(-self.probabilities.max(0), kind="stable")[:k].tolist()
+        return self._ranking[:k].tolist()
 
-    def segments(self) -> list[Segment]:
-        """Runs of consecutive windows with the same top class, from 0 to the end of the video."""
+    @cached_property
+    def _segments(self) -> tuple[Segment, ...]:
         if not len(self.starts):
-            return []
+            return ()
         labels = self.probabilities.argmax(1)
         cuts = [0, *(np.flatnonzero(np.diff(labels)) + 1).tolist(), len(labels)]
         centres = self.centres
@@ -68,12 +88,16 @@ class Timeline:
             end = self.duration if b == len(labels) else float(centres[b - 1] + centres[b]) / 2
             label = int(labels[a])
             out.append(Segment(start, end, self.class_names[label], float(self.probabilities[a:b, label].mean())))
-        return out
+        return tuple(out)
+
+    def segments(self) -> list[Segment]:
+        """Runs of consecutive windows with the same top class, from 0 to the end of the video."""
+        return list(self._segments)
 
     def at(self, time: float) -> tuple[int, Segment | None]:
         """The window whose centre is nearest ``time`` (seconds) and the segment holding ``time``."""
         window = int(np.abs(self.centres - time).argmin())
-        segment = next((s for s in self.segments() if s.start <= time < s.end), None)
+        segment = next((s for s in self._segments if s.start <= time < s.end), None)
         return window, segment
 
     def write_csv(self, path: str | Path) -> None:
@@ -85,11 +109,11 @@ class Timeline:
                 writer.writerow([f"{start:.3f}", f"{end:.3f}", *(f"{p:.6f}" for p in row)])
 
     def to_json(self) -> dict[str, Any]:
-        return {"duration": round(self.duration, 3), "class_names": self.class_names,
+        return {"duration": round(self.duration, 3), "class_names": list(self.class_names),
                 "windows": [{"start": round(float(s), 3), "end": round(float(e), 3),
                              "probabilities": [round(float(p), 6) for p in row]}
                             for s, e, row in zip(self.starts, self.ends, self.probabilities)],
-                "segments": [vars(s) for s in self.segments()]}
+                "segments": [vars(s) for s in self._segments]}
 
     def figure(self, k: int = 5) -> Any:
         """A matplotlib figure: the ``k`` top classes' probabilities over time, segments shaded below."""
@@ -99,10 +123,11 @@ class Timeline:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(10, 3.6))
-        for c in self.top_classes(k):
+        top = self.top_classes(k)
+        for c in top:
             ax.plot(self.centres, self.probabilities[:, c], marker=".", label=self.class_names[c])
-        colours = {name: f"C{i}" for i, name in enumerate(self.class_names[c] for c in self.top_classes(k))}
-        for s in self.segments():
+        colours = {self.class_names[c]: f"C{i}" for i, c in enumerate(top)}
+        for s in self._segments:
             ax.axvspan(s.start, s.end, ymin=0, ymax=0.04, color=colours.get(s.label, "grey"))
         ax.set_xlim(0, self.duration)
         ax.set_ylim(0, 1.02)
@@ -179,7 +204,7 @@ def compute_timeline(model: torch.nn.Module, meta: dict[str, Any], path: str | P
     bar.close()
     duration = info.timeline_frames / info.fps
     return Timeline(starts / info.fps, (starts + span) / info.fps, np.concatenate(probabilities),
-                    list(meta["class_names"]), duration)
+                    tuple(meta["class_names"]), duration)
 
 
 def _window_clips(frames: Iterator[tuple[int, np.ndarray]], indices: np.ndarray) -> Iterator[np.ndarray]:

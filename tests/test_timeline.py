@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import cached_property
 
 import numpy as np
 import pytest
@@ -59,6 +60,43 @@ def test_segments_are_cut_halfway_between_the_window_centres_where_the_top_class
                                                                       (7.75, 12.0, "c")]
     assert timeline.segments()[0].score == pytest.approx((0.8 * 5 + 0.6) / 6)
     assert timeline.at(5.1) == (8, timeline.segments()[1])  # the window centred at 5.0, inside "b"
+
+
+def _counted(monkeypatch, name: str) -> list[int]:
+    """Replace ``Timeline.<name>`` (a cached property) by one that records each time it is computed."""
+    compute, calls = Timeline.__dict__[name].func, []
+
+    def counting(self):
+        calls.append(1)
+        return compute(self)
+
+    prop = cached_property(counting)
+    prop.__set_name__(Timeline, name)
+    monkeypatch.setattr(Timeline, name, prop)
+    return calls
+
+
+def test_a_timelines_segments_and_class_ranking_are_computed_once(monkeypatch):
+    """What the app does on every cursor move (the segment at a time, the plot) reuses one computation."""
+    import matplotlib.pyplot as plt
+
+    segment_runs, rankings = _counted(monkeypatch, "_segments"), _counted(monkeypatch, "_ranking")
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7]], np.float32)
+    timeline = Timeline(np.arange(4.0), np.arange(4.0) + 2, probabilities, ["a", "b", "c"], 5.0)
+    for time in (0.5, 2.2, 4.9):
+        timeline.at(time)
+    figures = [timeline.figure(2), timeline.figure(3)]
+    assert [len(f.axes[0].lines) for f in figures] == [2, 3]
+    plt.close("all")
+    assert timeline.top_classes(2) == [0, 2] and timeline.top_classes() == [0, 2, 1]  # maxima 0.7, 0.7, 0.5
+    assert [(s.start, s.end, s.label) for s in timeline.segments()] == [(0.0, 2.5, "a"), (2.5, 3.5, "b"),
+                                                                      (3.5, 5.0, "c")]
+    assert timeline.to_json()["segments"][1]["label"] == "b"
+    assert segment_runs == [1] and rankings == [1]
+    timeline.segments().clear()  # the caller's list: the timeline keeps its own
+    assert len(timeline.segments()) == 3
+    with pytest.raises(ValueError, match="read-only"):
+        timeline.probabilities[0, 0] = 1.0  # immutable, so the cached results cannot go stale
 
 
 @pytest.mark.slow
