@@ -22,6 +22,7 @@ from posmlp_video.assets import AssetError, asset_files, cache_dir
 _OBJECT_SIDE = 160  # cut-outs are kept at most this big (pixels) in memory
 _BACKGROUND_SIDE = 320  # photos are kept with this short side
 _SHIFT = 4  # cv2 fixed-point bits for sub-pixel lines
+_MIN_FIT = 4.0  # pictures are never shrunk below this many pixels (a cut-out warped smaller vanishes)
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,14 @@ class PictureBank:
     backgrounds: tuple[np.ndarray, ...]
 
 
-def _fit(image: np.ndarray, side: int, short: bool) -> np.ndarray:
+def _fit(image: np.ndarray, side: float, short: bool = False) -> np.ndarray:
+    """`image` shrunk (area interpolation, no aliasing) so its shorter (`short`) or longer side is about `side`
+    pixels (at least ``_MIN_FIT``, each side at least 2); never enlarged."""
     h, w = image.shape[:2]
-    scale = side / (min(h, w) if short else max(h, w))
+    scale = max(side, _MIN_FIT) / (min(h, w) if short else max(h, w))
     if scale >= 1:
         return image
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def _load_object(path: Path) -> np.ndarray | None:
@@ -50,7 +53,7 @@ def _load_object(path: Path) -> np.ndarray | None:
     image = image[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     if len(ys) < 0.3 * image.shape[0] * image.shape[1]:
         return None  # wiry or mostly transparent (a stick, a wire, smoke): too few pixels to see it move
-    return np.ascontiguousarray(cv2.cvtColor(_fit(image, _OBJECT_SIDE, short=False), cv2.COLOR_BGRA2RGBA))
+    return np.ascontiguousarray(cv2.cvtColor(_fit(image, _OBJECT_SIDE), cv2.COLOR_BGRA2RGBA))
 
 
 def _load_background(path: Path) -> np.ndarray | None:
@@ -84,24 +87,15 @@ def _affine(centre: np.ndarray, angle: float, scale: tuple[float, float], origin
     return np.hstack([rotation, (centre - rotation @ np.asarray(origin))[:, None]])
 
 
-def _paste(frame: np.ndarray, coverage: np.ndarray, rgba: np.ndarray, matrix: np.ndarray, opacity: float = 1.0) -> None:
-    """Alpha-blend `rgba` warped by `matrix` onto `frame` (float RGB) in place; add its alpha to `coverage`."""
+def _paste(frame: np.ndarray, rgba: np.ndarray, matrix: np.ndarray, opacity: float = 1.0) -> np.ndarray:
+    """Alpha-blend `rgba` warped by `matrix` onto `frame` (float RGB) in place; return its alpha (H, W)."""
     h, w = frame.shape[:2]
     layer = cv2.warpAffine(rgba, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                            borderValue=(0, 0, 0, 0)).astype(np.float32)
     alpha = layer[..., 3:] / 255.0 * opacity
     frame *= 1.0 - alpha
     frame += layer[..., :3] * alpha
-    coverage += alpha[..., 0]
-
-
-def _prescale(rgba: np.ndarray, longest: float) -> np.ndarray:
-    """The cut-out resized (area interpolation, no aliasing) so that its longer side is about `longest` pixels."""
-    h, w = rgba.shape[:2]
-    scale = min(1.0, max(longest, 4.0) / max(h, w))
-    if scale >= 1.0:
-        return rgba
-    return cv2.resize(rgba, (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return alpha[..., 0]
 
 
 def _camera(rng: np.random.Generator, photo: np.ndarray, num_frames: int, height: int, width: int) -> np.ndarray:
@@ -160,15 +154,14 @@ def render_real_clip(rng: np.random.Generator, label: int, progress: np.ndarray,
     num_frames, size = len(progress), min(height, width)
     frames = _camera(rng, bank.backgrounds[rng.integers(len(bank.backgrounds))], num_frames, height, width)
     # distractors: other cut-outs that drift a little, drawn behind the actor
-    scratch = np.zeros((height, width), np.float32)
     for _ in range(rng.integers(0, 3)):
-        rgba = _prescale(bank.objects[rng.integers(len(bank.objects))], rng.uniform(0.1, 0.3) * size)
+        rgba = _fit(bank.objects[rng.integers(len(bank.objects))], rng.uniform(0.1, 0.3) * size)
         start = rng.uniform((0, 0), (width, height))
         drift = rng.uniform(-0.04, 0.04, 2) * size
         angle = rng.uniform(-0.3, 0.3)
         origin = (rgba.shape[1] / 2, rgba.shape[0] / 2)
         for t in range(num_frames):
-            _paste(frames[t], scratch, rgba, _affine(start + drift * t / max(num_frames - 1, 1), angle, (1, 1), origin))
+            _paste(frames[t], rgba, _affine(start + drift * t / max(num_frames - 1, 1), angle, (1, 1), origin))
     family = label // 2
     rgba = bank.objects[rng.integers(len(bank.objects))]
     if rng.random() < 0.5:
@@ -177,7 +170,7 @@ def render_real_clip(rng: np.random.Generator, label: int, progress: np.ndarray,
     limits = {0: (0.2, 0.5), 1: (0.2, 0.5), 2: (0.15, 0.25), 3: (0.4, 0.6), 4: (0.2, 0.5), 5: (0.25, 0.45)}
     longest = rng.uniform(*limits[family]) * size  # the object's longer side in frame pixels (at full size)
     big = longest * (rng.uniform(1.8, 2.6) if family == 2 else 1.0)
-    rgba = np.ascontiguousarray(_prescale(rgba, big * 1.2))
+    rgba = np.ascontiguousarray(_fit(rgba, big * 1.2))
     h, w = rgba.shape[:2]
     base = longest / max(h, w)
     scale = (base * stretch ** 0.5, base / stretch ** 0.5)
@@ -242,7 +235,6 @@ def render_real_clip(rng: np.random.Generator, label: int, progress: np.ndarray,
                     for sign, piece in ((1, halves[0]), (-1, halves[1]))]
 
     mask = np.zeros((num_frames, height, width), bool)
-    coverage = np.zeros((height, width), np.float32)
     for t, s in enumerate(progress):
         for matrix, piece, opacity in place(float(s)):
             jitter = _affine(np.array([wobble[t, 2], wobble[t, 3]]), wobble[t, 1], (1 + wobble[t, 0],) * 2, (0, 0))
@@ -251,8 +243,6 @@ def render_real_clip(rng: np.random.Generator, label: int, progress: np.ndarray,
             around = np.vstack([jitter, [0, 0, 1]])
             shift = np.array([[1, 0, middle[0]], [0, 1, middle[1]], [0, 0, 1]])
             full = (shift @ around @ np.linalg.inv(shift) @ np.vstack([matrix, [0, 0, 1]]))[:2]
-            coverage[:] = 0
             if opacity > 0:
-                _paste(frames[t], coverage, rgba if piece is None else piece, full, opacity)
-                mask[t] |= coverage >= 0.5 * opacity
+                mask[t] |= _paste(frames[t], rgba if piece is None else piece, full, opacity) >= 0.5 * opacity
     return _finish(rng, frames, heading), mask
