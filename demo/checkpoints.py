@@ -135,7 +135,7 @@ class ModelCache:
         self._sources: OrderedDict[str, tuple[Path | None, str, list[str] | None]] = OrderedDict()
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._hashes: OrderedDict[tuple[str, int, int], str] = OrderedDict()  # see `_content_hash`
-        self._lock = threading.Lock()  # guards the two dicts only; held for microseconds
+        self._lock = threading.Lock()  # guards the three dicts only; held for microseconds
         self._loading = threading.Lock()  # one checkpoint load at a time (memory)
         name = Path(default).name if default is not None else BUNDLED_CHECKPOINT.name
         self._sources[DEFAULT_KEY] = (Path(default) if default is not None else None, name, None)
