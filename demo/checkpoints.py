@@ -134,7 +134,8 @@ class ModelCache:
         self.max_sources = max_sources
         self._sources: OrderedDict[str, tuple[Path | None, str, list[str] | None]] = OrderedDict()
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
-        self._lock = threading.Lock()  # guards the two dicts only; held for microseconds
+        self._hashes: OrderedDict[tuple[str, int, int], str] = OrderedDict()  # see `_content_hash`
+        self._lock = threading.Lock()  # guards the three dicts only; held for microseconds
         self._loading = threading.Lock()  # one checkpoint load at a time (memory)
         name = Path(default).name if default is not None else BUNDLED_CHECKPOINT.name
         self._sources[DEFAULT_KEY] = (Path(default) if default is not None else None, name, None)
@@ -149,7 +150,7 @@ class ModelCache:
                 raise CheckpointError(f"{name} is an authors' checkpoint: choose its class list ({', '.join(LABEL_SETS)})")
             class_names = None if label_set == NUMBERED else load_class_names(label_set)
             tag = f" [{label_set}]"
-        key = f"{name} [{sha256_file(path)[:12]}]{tag}"
+        key = f"{name} [{self._content_hash(path)[:12]}]{tag}"
         key += f"{SESSION_MARK}{session}" if session else ""
         with self._lock:
             self._sources[key] = (path, name, class_names)
@@ -165,6 +166,24 @@ class ModelCache:
                     self._sources.pop(key, None)
             raise
         return key
+
+    def _content_hash(self, path: Path) -> str:
+        """``sha256_file(path)``, remembered by (real path, size, mtime_ns): picking the same unchanged file again
+        does not read it again, a file changed since (new size or mtime) is hashed anew. Bounded like the
+        sources (``max_sources`` entries, least recently used dropped)."""
+        real = path.resolve()
+        stat = real.stat()
+        memo = (str(real), stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            if memo in self._hashes:
+                self._hashes.move_to_end(memo)
+                return self._hashes[memo]
+        digest = sha256_file(real)  # outside the lock: a large file does not hold up other requests
+        with self._lock:
+            self._hashes[memo] = digest
+            while len(self._hashes) > self.max_sources:
+                self._hashes.popitem(last=False)
+        return digest
 
     def get(self, key: str) -> Loaded:
         """The loaded checkpoint for `key`, loading it if needed."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import re
 import statistics
@@ -28,7 +29,8 @@ from analysis import attribute, get_table, relative_position_biases, table_stats
 from demo.checkpoints import DEFAULT_KEY, CheckpointDir, ModelCache, check_upload
 from demo.handlers import IG_BOUND, IG_MAX_STEPS, Handlers
 from demo.scratch import Scratch
-from posmlp_video.checkpoint import load_checkpoint, save_checkpoint
+from posmlp_video.assets import sha256_file
+from posmlp_video.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint, save_checkpoint
 from posmlp_video.data import probe_video, write_mp4
 from posmlp_video.errors import CheckpointError
 from posmlp_video.loading import load_class_names
@@ -269,6 +271,32 @@ def test_uploaded_checkpoints_are_checked_before_use(tmp_path, official_small):
     torch.save(official_small["checkpoint"], authors)
     with pytest.raises(CheckpointError, match="choose its class list"):
         models.add(authors, authors.name)
+
+
+def test_picking_the_same_unchanged_file_again_does_not_hash_it_again(tmp_path, monkeypatch):
+    """A checkpoint's key holds its content hash; the file is read for it once per (real path, size, mtime)."""
+    import demo.checkpoints
+
+    hashed = []
+    monkeypatch.setattr(demo.checkpoints, "sha256_file", lambda path: hashed.append(path) or sha256_file(path))
+    models = ModelCache(None, "cpu")
+    file = tmp_path / "model.safetensors"
+    file.write_bytes(BUNDLED_CHECKPOINT.read_bytes())
+    key = models.add(file, file.name)
+    assert key == f"model.safetensors [{sha256_file(BUNDLED_CHECKPOINT)[:12]}]" and len(hashed) == 1
+    assert models.add(file, file.name) == key and len(hashed) == 1  # picked again: not read again
+    (tmp_path / "link.safetensors").symlink_to(file)
+    assert models.add(tmp_path / "link.safetensors", file.name) == key and len(hashed) == 1  # same real file
+    later = file.stat().st_mtime_ns + 10**9
+    os.utime(file, ns=(later, later))  # touched, same bytes: hashed again, same key
+    assert models.add(file, file.name) == key and len(hashed) == 2
+    model, meta = load_checkpoint(file)
+    with torch.no_grad():
+        model.head.bias.add_(1.0)
+    save_checkpoint(model, file, meta)
+    os.utime(file, ns=(later + 10**9, later + 10**9))  # a new mtime even on a coarse-grained file system
+    changed = models.add(file, file.name)
+    assert changed == f"model.safetensors [{sha256_file(file)[:12]}]" != key and len(hashed) == 3
 
 
 def test_an_authors_checkpoint_upload_gets_the_chosen_class_list(tmp_path, official_small, app_server):
