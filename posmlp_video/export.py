@@ -62,9 +62,14 @@ class Parity:
                 f"top-1 agreement {self.top1_agree}/{self.clips}")
 
 
-def _example(meta: dict[str, Any], batch: int = TRACE_BATCH) -> torch.Tensor:
+def _capture_input(model: torch.nn.Module, meta: dict[str, Any]) -> torch.Tensor:
+    """A random ``(TRACE_BATCH, 3, T, H, W)`` batch to capture `model`'s graph with, already run once through it
+    in eval mode: that builds the gating units' cached indices (they are not buffers) before capture."""
     h, w = (int(s) for s in meta["input_size"])
-    return torch.randn(batch, 3, int(meta["num_frames"]), h, w)
+    x = torch.randn(TRACE_BATCH, 3, int(meta["num_frames"]), h, w)
+    with torch.no_grad():
+        model.eval()(x)
+    return x
 
 
 def _batch_dim() -> dict[int, Any]:
@@ -77,10 +82,7 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], path: str | Path, 
         import onnx
     except ImportError:
         raise ExportError(f"ONNX export needs the onnx packages: {INSTALL_HINT}") from None
-    model = model.eval()
-    x = _example(meta)
-    with torch.no_grad():
-        model(x)  # builds the gating units' cached indices before capture (they are not buffers)
+    x = _capture_input(model, meta)
     path = Path(path)
     with atomic_path(path) as tmp:
         try:
@@ -97,10 +99,7 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], path: str | Path, 
 
 def export_program(model: torch.nn.Module, meta: dict[str, Any], path: str | Path) -> Path:
     """Write a ``torch.export`` program of `model` (dynamic batch) with `meta` as the extra file posmlp_video.json."""
-    model = model.eval()
-    x = _example(meta)
-    with torch.no_grad():
-        model(x)
+    x = _capture_input(model, meta)
     program = torch.export.export(model, (x,), dynamic_shapes=(_batch_dim(),))
     buffer = io.BytesIO()  # torch.export.save wants a .pt2 name or a buffer; the temporary file has neither
     torch.export.save(program, buffer, extra_files={f"{META_PROP}.json": json.dumps(meta)})
@@ -149,18 +148,15 @@ def parity(run: Runner, model: torch.nn.Module, inputs: torch.Tensor) -> Parity:
     return Parity(len(inputs), max_abs, max_abs / float(np.abs(reference).max()), agree)
 
 
-def parity_clips(model: torch.nn.Module, meta: dict[str, Any], videos: Sequence[str | Path] = (),
-                 count: int = 3) -> tuple[torch.Tensor, str]:
-    """Model inputs (N, 3, T, H, W) made from video files exactly as ``predict`` makes them, and what they are.
-
-    Without `videos`, `count` SynthMotion clips are written as H.264 mp4 (PyAV) and decoded back.
+def parity_clips(meta: dict[str, Any], videos: Sequence[str | Path] = (), count: int = 3) -> tuple[torch.Tensor, str]:
+    """Model inputs (N, 3, T, H, W) made from video files by ``predict``'s own path (``views.load_views``: one
+    clip, centre crop), and what they are. Without `videos`, `count` SynthMotion clips are written as H.264 mp4
+    (PyAV) and decoded back.
     """
-    from posmlp_video.data.transforms import preprocess
-    from posmlp_video.predict import Predictor
+    from posmlp_video.views import load_views
 
-    predictor = Predictor(model, meta)
     if videos:
-        return torch.stack([preprocess(predictor.sample(v), meta).tensor for v in videos]), f"{len(videos)} video(s)"
+        return torch.cat([load_views(v, meta).tensor for v in videos]), f"{len(videos)} video(s)"
     from posmlp_video.data.encode import write_mp4
     from posmlp_video.data.synthmotion import SynthMotion
 
@@ -168,7 +164,7 @@ def parity_clips(model: torch.nn.Module, meta: dict[str, Any], videos: Sequence[
     clips = SynthMotion(count, seed=0, num_frames=int(meta["num_frames"]), size=(h, w))
     with tempfile.TemporaryDirectory() as folder:
         paths = [write_mp4(Path(folder) / f"clip{i}.mp4", clips[i]["video"]) for i in range(count)]
-        inputs = torch.stack([preprocess(predictor.sample(p), meta).tensor for p in paths])
+        inputs = torch.cat([load_views(p, meta).tensor for p in paths])
     return inputs, f"{count} SynthMotion clips written as mp4 with PyAV and decoded"
 
 
@@ -205,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = meta["input_size"]
     print(f"wrote {output} ({what}; input 'video' float32 (batch, 3, {meta['num_frames']}, {h}, {w}), batch "
           f"dynamic; output 'logits' (batch, {model.num_classes}))")
-    inputs, source = parity_clips(model, meta, args.videos)
+    inputs, source = parity_clips(meta, args.videos)
     result = parity(RUNNERS[args.format](output), model, inputs)
     print(f"parity with PyTorch on {source}, batch {len(inputs)}: {result.line()}")
     print(f"wrote {write_model_card(output, meta, model)}")

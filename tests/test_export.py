@@ -47,8 +47,8 @@ def test_onnx_export_matches_pytorch_on_decoded_clips(tmp_path, bundled, video_c
 
     # independently of the command: decoded SynthMotion mp4s and the corpus clips, batch 1 and batch 5
     run = onnx_runner(tmp_path / "model.onnx")
-    synth, _ = parity_clips(model, meta, count=3)
-    real, _ = parity_clips(model, meta, videos[:2])
+    synth, _ = parity_clips(meta, count=3)
+    real, _ = parity_clips(meta, videos[:2])
     for batch in (synth[:1], torch.cat([synth, real])):
         with torch.no_grad():
             want = model(batch)
@@ -64,7 +64,7 @@ def test_torch_export_program_matches_pytorch(tmp_path, bundled, capsys):
     out = tmp_path / "xs.pt2"
     assert main(["export", str(BUNDLED_CHECKPOINT), "--format", "torch-export", "--output", str(out)]) == 0
     assert "parity with PyTorch on 3 SynthMotion clips" in capsys.readouterr().out
-    inputs, _ = parity_clips(model, meta, count=3)
+    inputs, _ = parity_clips(meta, count=3)
     with torch.no_grad():
         assert _relative_error(program_runner(out)(inputs.numpy()), model(inputs)) <= MAX_REL_ERROR
         assert _relative_error(program_runner(out)(inputs[:1].numpy()), model(inputs[:1])) <= MAX_REL_ERROR

@@ -43,6 +43,26 @@ def _to_channels_first(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 4, 1, 2, 3)
 
 
+def _framewise(conv: nn.Conv3d, frames: torch.Tensor) -> torch.Tensor:
+    """A (1, kh, kw) `conv` applied to (B * T, C, H, W) frames as the 2-D convolution it is.
+
+    Same result as the Conv3d on (B, C, T, H, W); oneDNN's 2-D kernels on channels-last frames run it about
+    twice as fast as its 3-D ones, most of it in backward (`benchmarks/convolutions.py`), and return channels-last
+    frames, which are the blocks' (B, T, H, W, C) layout with no copy.
+    """
+    return F.conv2d(frames, conv.weight.squeeze(2), conv.bias, conv.stride[1:], conv.padding[1:])
+
+
+def _frames(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, H, W, C) channels-last activations as (B * T, C, H, W) frames in channels-last memory (a view)."""
+    return x.flatten(0, 1).permute(0, 3, 1, 2)
+
+
+def _clip(frames: torch.Tensor, T: int) -> torch.Tensor:
+    """(B * T, C, H, W) channels-last frames as (B, T, H, W, C) activations (a view)."""
+    return frames.permute(0, 2, 3, 1).unflatten(0, (-1, T))
+
+
 class Stem(nn.Module):
     """Two (1,3,3) stride-(1,2,2) convolutions with BatchNorm: spatial /4, frames untouched."""
 
@@ -57,10 +77,17 @@ class Stem(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, T, H, W) -> (B, T, H/4, W/4, dim), stored channels-last.
 
-        Made contiguous once here: a strided view would make every LayerNorm of the first stage copy it and
-        every residual sum keep its channels-first layout.
+        The clip is copied once into channels-last frames; from there every step (framewise convolutions, the
+        BatchNorms on a (B, C, T, H, W) view, GELU) keeps that memory order, which is the blocks' layout.
         """
-        return _to_channels_last(self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))).contiguous()
+        T = x.shape[2]
+        frames = _frames(x.permute(0, 2, 3, 4, 1).contiguous())
+
+        def norm(bn: nn.Module, frames: torch.Tensor) -> torch.Tensor:  # BatchNorm3d sees (B, C, T, H, W)
+            return _frames(_to_channels_last(bn(_to_channels_first(_clip(frames, T)))))
+
+        frames = self.act(norm(self.bn1, _framewise(self.conv1, frames)))
+        return _clip(norm(self.bn2, _framewise(self.conv2, frames)), T)
 
 
 class Downsample(nn.Module):
@@ -72,7 +99,7 @@ class Downsample(nn.Module):
         self.norm = nn.LayerNorm(out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(_to_channels_last(self.conv(_to_channels_first(x))))
+        return self.norm(_clip(_framewise(self.conv, _frames(x)), x.shape[1]))
 
 
 class GatedBranch(nn.Module):
