@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("posmlp_video.features", "features of videos (a stage's output, pooled, or the head's input) to .npy"),
     "assets": ("posmlp_video.assets", "fetch the pinned Debian packages of photos, cut-outs and footage into the cache"),
 }
+# commands that run the model step after step: run as a program (not as main([...]) inside another one), they keep
+# freed activations for reuse (posmlp_video.allocator)
+RUNS_THE_MODEL = {"predict", "train", "eval", "export", "timeline", "features"}
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch to a command; user errors print one line to stderr (exit 1), usage errors exit 2."""
     from posmlp_video.errors import PosMLPError
 
+    as_program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         parser = _top_parser()
@@ -51,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if argv else 2
     name = argv[0]
+    if name in RUNS_THE_MODEL and as_program:
+        from posmlp_video.allocator import keep_freed_memory
+
+        keep_freed_memory()
     module = importlib.import_module(COMMANDS[name][0])
     parser = argparse.ArgumentParser(prog=f"posmlp-video {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)

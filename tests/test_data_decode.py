@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import os
 import resource
+import shutil
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -158,6 +161,52 @@ def test_frame_folder_reads_sampled_jpegs(tmp_path):
     assert _indices_of(frames) == [1, 4, 7, 10]  # floor((i + 0.5) * 3)
     with pytest.raises(VideoDecodeError, match="00013.jpg"):
         read_frame_folder(tmp_path, 13, ClipSampler(13))
+
+
+def _count_stats(monkeypatch, path) -> list[str]:
+    """Record each ``os.stat`` (what Path.exists/is_dir/is_file/stat all call) of ``path`` or a file inside it."""
+    stat, seen = os.stat, []
+
+    def counting(target, *args, **kwargs):
+        if os.fspath(target).startswith(os.fspath(path)):
+            seen.append(os.fspath(target))
+        return stat(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting)
+    return seen
+
+
+def test_a_video_is_checked_with_one_stat_per_open(video_corpus, monkeypatch):
+    stats = _count_stats(monkeypatch, video_corpus["still_jpg"])
+    assert probe_video(video_corpus["still_jpg"]).num_frames == 1 and len(stats) == 1  # one open, one stat
+    assert read_video(video_corpus["still_jpg"]).frames.shape == (1, 60, 80, 3) and len(stats) == 3  # two opens
+
+
+def test_frame_images_are_opened_as_still_images_with_their_limits(tmp_path, hostile_corpus, monkeypatch):
+    """One stat per image and no container-tag measuring (no image format has such tags); an image's bounds (8K,
+    aspect ratio, the shared budget) and the one-line reasons still apply, and a video is no frame image."""
+    import cv2
+
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"{i + 1:05d}.png"), cv2.cvtColor(frame_pattern(i, 80, 60), cv2.COLOR_RGB2BGR))
+    stats, measured = _count_stats(monkeypatch, tmp_path), []
+    monkeypatch.setattr(decode, "_tag_bytes", lambda file: measured.append(file) or 0)
+    frames = read_frame_folder(tmp_path, 6, lambda n: np.array([0, 2, 5, 2]), template="{:05d}.png")
+    assert _indices_of(frames) == [0, 2, 5, 2] and not measured
+    assert sorted(Path(s).name for s in stats if s != str(tmp_path)) == ["00001.png", "00003.png", "00006.png"]
+    with pytest.raises(VideoDecodeError, match=r"^unreadable frame image 00003.png in .*: too large: more than 2 frames"):
+        read_frame_folder(tmp_path, 6, lambda n: np.arange(3), template="{:05d}.png",
+                          budget=DecodeBudget(frames=2))  # one budget for the folder; one packet per image
+    for name, reason in [("wide_png", "unusable aspect ratio: 2000000x1"), ("many_tags_mkv", "not an image file"),
+                         ("target_mp4", "not an image file")]:
+        shutil.copy(hostile_corpus[name], tmp_path / "00001.png")
+        with pytest.raises(VideoDecodeError, match=f"^unreadable frame image 00001.png in {tmp_path}: {reason}"):
+            read_frame_folder(tmp_path, 6, lambda n: np.array([0]), template="{:05d}.png")
+    (tmp_path / "00001.png").write_bytes(b"")
+    with pytest.raises(VideoDecodeError, match=r"^unreadable frame image 00001.png in .*: empty file \(0 bytes\)$"):
+        read_frame_folder(tmp_path, 6, lambda n: np.array([0]), template="{:05d}.png")
+    with pytest.raises(VideoDecodeError, match=f"^missing frame image 00007.png in {tmp_path}$"):
+        read_frame_folder(tmp_path, 7, lambda n: np.array([6]), template="{:05d}.png")
 
 
 @pytest.mark.parametrize("name", [name for name in GOOD if name != "vfr_mp4"])

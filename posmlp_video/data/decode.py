@@ -22,10 +22,12 @@ decoder itself refuses pictures beyond ``MAX_PIXELS`` before allocating them), a
 
 from __future__ import annotations
 
+import errno
 import io
 import itertools
 import math
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,7 +55,11 @@ ACCEPTED_FORMATS = (
     "matroska", "mjpeg", "mov", "mp4", "mpeg", "mpegts", "mpegvideo", "ogg", "png_pipe", "tiff_pipe",
     "webm", "webp_pipe", "yuv4mpegpipe",
 )
+# Those of them a still image opens as: the frame-folder reader's whitelist. None of these demuxers parses the
+# Matroska/AVI/Ogg tags measured before opening a video, so an image skips that measurement.
+IMAGE_FORMATS = ("apng", "bmp_pipe", "gif", "gif_pipe", "jpeg_pipe", "mjpeg", "png_pipe", "tiff_pipe", "webp_pipe")
 PLAYLIST_ERROR = "not a video file (playlist/indirection formats are not accepted)"
+IMAGE_ERROR = "not an image file (a still image format is expected)"
 _PLAYLIST_MAGIC = (b"#EXTM3U", b"ffconcat")  # HLS and concat lists are text; FFmpeg only probes them by name
 
 Sampler = Callable[[int], np.ndarray]
@@ -61,6 +67,10 @@ Sampler = Callable[[int], np.ndarray]
 
 class VideoDecodeError(PosMLPError):
     """A file cannot be turned into frames; the message is a one-line reason a person understands."""
+
+
+class _NoFile(VideoDecodeError):
+    """Nothing at the path (a frame folder names such a frame "missing")."""
 
 
 @dataclass(frozen=True)
@@ -201,8 +211,8 @@ def check_decoding(path: str | Path, sampler: Sampler | None = None, *,
 def read_frame_folder(folder: str | Path, num_frames: int, sampler: Sampler, *, template: str = "{:05d}.jpg",
                       start: int = 1, short_side: int | None = None, budget: DecodeBudget | None = None) -> np.ndarray:
     """Read sampled frames of a folder of numbered images (the authors' Something-Something v1 layout:
-    ``00001.jpg`` ...) as uint8 ``(*indices.shape, H, W, 3)``; each image is decoded with the same checks
-    and one shared ``budget`` as a video."""
+    ``00001.jpg`` ...) as uint8 ``(*indices.shape, H, W, 3)``; each image is opened as a still image (only
+    ``IMAGE_FORMATS``) and decoded with a video's per-frame checks, all under one shared ``budget``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise VideoDecodeError(f"frame folder not found: {folder}")
@@ -211,14 +221,14 @@ def read_frame_folder(folder: str | Path, num_frames: int, sampler: Sampler, *, 
     cache: dict[int, np.ndarray] = {}
     for i in np.unique(indices):
         file = folder / template.format(int(i) + start)
-        if not file.is_file():
-            raise VideoDecodeError(f"missing frame image {file.name} in {folder}")
         try:
-            with _open(file, work) as container:
+            with _open(file, work, image=True) as container:
                 frame = next(_frames(container, container.streams.video[0], work), None)
                 if frame is None:
                     raise VideoDecodeError("no picture")
                 cache[int(i)] = _to_rgb(frame, _scaled_size(frame.width, frame.height, short_side))
+        except _NoFile:
+            raise VideoDecodeError(f"missing frame image {file.name} in {folder}") from None
         except VideoDecodeError as err:
             raise VideoDecodeError(f"unreadable frame image {file.name} in {folder}: {err}") from None
     check_output(len(indices.reshape(-1)), *cache[int(indices.flat[0])].shape[1::-1])
@@ -326,30 +336,27 @@ class _Input:
         self.source.close()
 
 
-def _open(path: str | Path, work: _Work) -> _Input:
+def _open(path: str | Path, work: _Work, *, image: bool = False) -> _Input:
+    """Open ``path`` for decoding, after checking it with one ``stat``. ``image``: a still image (a frame-folder
+    frame): only ``IMAGE_FORMATS`` are accepted, so the tags of the video containers need no measuring, and its one
+    picture is decoded without frame threads."""
     file = Path(path)
-    if not file.exists():
-        raise VideoDecodeError(f"file not found: {file}")
-    if file.is_dir():
-        raise VideoDecodeError(f"{file} is a folder, not a video file")
-    if not os.access(file, os.R_OK):
-        raise VideoDecodeError(f"permission denied: cannot read {file}")
-    if file.stat().st_size == 0:
-        raise VideoDecodeError("empty file (0 bytes)")
-    if not file.is_file():
-        raise VideoDecodeError(f"{file} is not a regular file")
-    tag_bytes = _tag_bytes(file)
-    if tag_bytes > MAX_TAG_BYTES:
-        raise VideoDecodeError(f"too large: {tag_bytes >> 10} KiB of metadata tags (more than {MAX_TAG_BYTES >> 10} KiB)")
+    _check_file(file)
+    if not image:
+        tag_bytes = _tag_bytes(file)
+        if tag_bytes > MAX_TAG_BYTES:
+            raise VideoDecodeError(f"too large: {tag_bytes >> 10} KiB of metadata tags (more than {MAX_TAG_BYTES >> 10} KiB)")
     source = _Source(file, work)
     try:
         timeout = max(work.remaining(), 1e-3)
         container = av.open(source, metadata_errors="ignore", timeout=(timeout, timeout),
-                            container_options={"format_whitelist": ",".join(ACCEPTED_FORMATS)},
+                            container_options={"format_whitelist": ",".join(IMAGE_FORMATS if image else ACCEPTED_FORMATS)},
                             io_open=_refuse_nested_open)
     except av.error.FFmpegError as err:
         source.close()
         work.check_time()  # the file read as ended, or FFmpeg's own loops were interrupted, past the deadline
+        if image and isinstance(err, av.error.ArgumentError):
+            raise VideoDecodeError(IMAGE_ERROR) from None  # a format outside IMAGE_FORMATS
         if isinstance(err, av.error.ArgumentError) or _looks_like_playlist(file):
             raise VideoDecodeError(PLAYLIST_ERROR) from None  # a format outside ACCEPTED_FORMATS
         raise VideoDecodeError(f"not a video file, or truncated/corrupt ({_reason(err)})") from None
@@ -368,9 +375,28 @@ def _open(path: str | Path, work: _Work) -> _Input:
     except BaseException:
         opened.close()
         raise
-    stream.thread_type = "AUTO"
+    if not image:  # frame threads only delay a single picture (a PNG then needs the flush packet to come out)
+        stream.thread_type = "AUTO"
     stream.codec_context.options = {"max_pixels": str(MAX_PIXELS)}  # the decoder refuses larger pictures
     return opened
+
+
+def _check_file(file: Path) -> None:
+    """Refuse, with a one-line reason, what is not a readable non-empty regular file (one ``stat``)."""
+    try:
+        info = file.stat()
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):  # what Path.exists() says no to
+            raise _NoFile(f"file not found: {file}") from None
+        raise
+    if stat.S_ISDIR(info.st_mode):
+        raise VideoDecodeError(f"{file} is a folder, not a video file")
+    if not os.access(file, os.R_OK):
+        raise VideoDecodeError(f"permission denied: cannot read {file}")
+    if info.st_size == 0:
+        raise VideoDecodeError("empty file (0 bytes)")
+    if not stat.S_ISREG(info.st_mode):
+        raise VideoDecodeError(f"{file} is not a regular file")
 
 
 _EBML, _SEGMENT, _SEEKHEAD, _SEEK, _SEEK_ID, _SEEK_POSITION, _TAGS, _CLUSTER = (
