@@ -38,14 +38,14 @@ def make_unit(kind: str, window: tuple[int, ...], adapt: bool) -> PositionalGati
 
 def to_channel_major(unit: PositionalGatingUnit, x: torch.Tensor) -> torch.Tensor:
     """(B, T, H, W, 2C) channels-last -> (2C, B*T*H*W): u rows then v rows, each in the unit's channel order."""
-    order = unit.channel_order()
+    order = unit.channel_order
     u, v = x.reshape(-1, 2 * DIM).chunk(2, -1)
     return torch.cat([u[:, order].t(), v[:, order].t()]).contiguous()
 
 
 def from_channel_major(unit: PositionalGatingUnit, g: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     out = torch.empty(g.shape[1], DIM, dtype=g.dtype)
-    out[:, unit.channel_order()] = g.t()
+    out[:, unit.channel_order] = g.t()
     return out.view(*shape, DIM)
 
 

@@ -346,6 +346,8 @@ class PositionalGatingUnit(nn.Module):
         self.relative_position_bias_table = nn.Parameter(torch.zeros(math.prod(2 * w - 1 for w in window), gamma))
         self.token_bias = nn.Parameter(torch.zeros(math.prod(window)))
         self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
+        # the channel-major row order (`group_order`): the layout `mix_channel_major` takes
+        self.register_buffer("channel_order", group_order(dim, gamma), persistent=False)
         self._cache: dict[tuple[int, ...], tuple] = {}  # window -> (table, version, bias, version, expanded)
         self._indices: dict[tuple, torch.Tensor] = {}  # (window, device) -> index of a window other than ours
         self.reset_parameters(table_init)
@@ -401,10 +403,6 @@ class PositionalGatingUnit(nn.Module):
             p, b = self.relative_position_bias_table, self.token_bias
             self._cache[window] = (p.detach(), p._version, b.detach(), b._version, expanded)
         return expanded
-
-    def channel_order(self) -> torch.Tensor:
-        """The unit's channel-major row order (`group_order`): the layout `mix_channel_major` takes."""
-        return group_order(self.dim, self.gamma).to(self.relative_position_index.device)
 
     def _index(self, window: tuple[int, ...]) -> torch.Tensor:
         """The (N, N) index for `window`; built once per window and device (it depends on nothing else)."""

@@ -123,11 +123,11 @@ class GatedBranch(nn.Module):
 
         Differentiable, so training reaches the original parameters (checkpoint keys do not change).
         """
-        order = self.gate.channel_order()
-        rows = torch.cat([order, order + self.gate.dim])
-        fc1_weight = (self.fc1.weight * self.norm.weight)[rows]
-        fc1_bias = (self.fc1.bias + self.fc1.weight @ self.norm.bias)[rows]
-        return fc1_weight, fc1_bias, self.fc2.weight[:, order]
+        order = self.gate.channel_order
+        rows = torch.cat([order, order + self.gate.dim])  # index_select: its backward is an index_add_
+        fc1_weight = (self.fc1.weight * self.norm.weight).index_select(0, rows)
+        fc1_bias = (self.fc1.bias + self.fc1.weight @ self.norm.bias).index_select(0, rows)
+        return fc1_weight, fc1_bias, self.fc2.weight.index_select(1, order)
 
 
 def _same(values: Sequence[Any], what: str) -> Any:
