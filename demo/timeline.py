@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
 from analysis.plots import NEUTRAL, for_any_background
 from demo.checkpoints import DEFAULT_KEY, ModelCache
@@ -54,11 +53,10 @@ class TimelineHandlers:
         if timeline is None:
             return "Run a timeline first."
         window, segment = timeline.at(float(time))
-        top = np.argsort(-timeline.probabilities[window])[:3]
         lines = [f"**{time:.2f} s**: " + (f"segment {segment.start:.2f}-{segment.end:.2f} s, **{segment.label}** "
                                           f"(mean {segment.score:.3f})" if segment else "no segment")]
         lines.append(f"window {timeline.starts[window]:.2f}-{timeline.ends[window]:.2f} s: " + ", ".join(
-            f"{timeline.class_names[c]} {timeline.probabilities[window, c]:.3f}" for c in top))
+            f"{name} {p:.3f}" for name, p in timeline.window_top(window)))
         return "  \n".join(lines)
 
 

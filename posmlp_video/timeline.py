@@ -100,6 +100,11 @@ class Timeline:
         segment = next((s for s in self._segments if s.start <= time < s.end), None)
         return window, segment
 
+    def window_top(self, window: int, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes of one window, best first, as (name, probability)."""
+        row = self.probabilities[window]
+        return [(self.class_names[c], float(row[c])) for c in np.argsort(-row, kind="stable")[:k]]
+
     def write_csv(self, path: str | Path) -> None:
         """One row per window: start, end, then every class's probability."""
         with open(path, "w", newline="", encoding="utf-8") as f:

@@ -92,6 +92,7 @@ def test_a_timelines_segments_and_class_ranking_are_computed_once(monkeypatch):
     assert [(s.start, s.end, s.label) for s in timeline.segments()] == [(0.0, 2.5, "a"), (2.5, 3.5, "b"),
                                                                       (3.5, 5.0, "c")]
     assert timeline.to_json()["segments"][1]["label"] == "b"
+    assert timeline.window_top(2, 2) == [("b", 0.5), ("c", pytest.approx(0.3))]  # window 2: 0.2, 0.5, 0.3
     assert segment_runs == [1] and rankings == [1]
     timeline.segments().clear()  # the caller's list: the timeline keeps its own
     assert len(timeline.segments()) == 3
