@@ -134,7 +134,8 @@ def test_classify_is_not_held_up_by_a_running_attribution(app_server, client):
     """Classify latency while an integrated-gradients attribution runs stays within 2x of idle (median of 5).
 
     The attribution runs on its own model copy in a lower-priority thread, so Classify neither waits for a
-    lock nor loses the CPU to it.
+    lock nor loses the CPU to it. Idle is measured before and after the attribution, and the larger taken, so
+    that load from outside this test that rises during it (a shared CI machine) is not read as a hold-up.
     """
     from gradio_client.utils import Status
 
@@ -155,10 +156,12 @@ def test_classify_is_not_held_up_by_a_running_attribution(app_server, client):
     busy = [classify_seconds() for _ in range(5)]
     still_running = not job.done()
     text = job.result(timeout=600)[3]
-    print(f"classify: idle median {idle:.3f} s, during attribution {statistics.median(busy):.3f} s ({busy})")
+    idle_after = statistics.median(classify_seconds() for _ in range(5))
+    print(f"classify: idle median {idle:.3f} s before, {idle_after:.3f} s after, during attribution "
+          f"{statistics.median(busy):.3f} s ({busy})")
     assert still_running, "the attribution ended before the measurement did: make it longer"
     assert "integrated_gradients" in text
-    assert statistics.median(busy) <= 2 * idle
+    assert statistics.median(busy) <= 2 * max(idle, idle_after)
 
 
 def test_biases_endpoint_shows_each_unit_kind_with_its_statistics(client, predictor):
