@@ -34,6 +34,21 @@ def test_index_3d_is_dt_major():
             assert index[m, n] == ((dt + t - 1) * (2 * h - 1) + dh + h - 1) * (2 * w - 1) + dw + w - 1
 
 
+def test_units_with_one_window_share_one_index_usable_in_training():
+    """A joint model holds one (N, N) index per window (79 MB at 16 x 14 x 14), not one per unit; built under
+    inference_mode it still is a normal tensor, so another unit's table gradient can flow through it."""
+    with torch.inference_mode():
+        a = PositionalGatingUnit(8, "spatiotemporal", (2, 3, 3), 4)
+    b = PositionalGatingUnit(16, "spatiotemporal", (2, 3, 3), 8)
+    c = PositionalGatingUnit(8, "spatiotemporal", (2, 3, 2), 4)
+    assert a.relative_position_index is b.relative_position_index
+    assert c.relative_position_index is not a.relative_position_index  # another window, its own index
+    assert not a.relative_position_index.is_inference()
+    b.mixing_weights()[0].sum().backward()  # through the index built inside inference_mode for a
+    assert b.relative_position_bias_table.grad.sum() == 8 * 18**2  # each group column: one per (query, key)
+    assert "relative_position_index" not in b.state_dict()
+
+
 def naive_mix(unit: PositionalGatingUnit, u: torch.Tensor, window) -> torch.Tensor:
     """Direct loops over the definition u'[m,c] = sum_n table[idx(m,n), c % gamma] u[n,c] + b[m]."""
     table, bias = unit.relative_position_bias_table, unit.token_bias

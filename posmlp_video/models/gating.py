@@ -10,6 +10,7 @@ N tokens costs a table of prod(2 w_i - 1) x gamma numbers instead of N x N.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -23,13 +24,29 @@ def relative_position_index(window: Sequence[int]) -> torch.Tensor:
     """(N, N) index of each (query, key) pair into a table of prod(2 w_i - 1) offsets.
 
     Tokens are numbered row-major over the window (first axis slowest); the offset is query - key, and the
-    first axis is the most significant digit, so for a 3-D window the index is dt-major, then dh, then dw.
+    first axis is the most significant digit (axis i counts in base 2 w_i - 1), so for a 3-D window the index
+    is dt-major, then dh, then dw. Being linear in the offsets, the index is a difference of two per-token codes
+    plus a constant: one (N, N) subtraction for any number of axes.
     """
-    coords = torch.stack(torch.meshgrid([torch.arange(w) for w in window], indexing="ij")).flatten(1)
-    rel = coords[:, :, None] - coords[:, None, :]  # (D, N, N)
-    index = torch.zeros(rel.shape[1:], dtype=torch.long)
-    for d, w in enumerate(window):
-        index = index * (2 * w - 1) + rel[d] + w - 1
+    radix = [2 * w - 1 for w in window]
+    place = [math.prod(radix[d + 1:]) for d in range(len(window))]  # the value of one step along axis d
+    coords = torch.stack(torch.meshgrid([torch.arange(w) for w in window], indexing="ij")).flatten(1)  # (D, N)
+    code = sum(c * p for c, p in zip(coords, place))
+    return code[:, None] - code[None, :] + sum((w - 1) * p for w, p in zip(window, place))
+
+
+_SHARED_INDICES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def shared_index(window: tuple[int, ...]) -> torch.Tensor:
+    """`relative_position_index(window)` on the default device (CPU, or ``meta`` when a model is only sized),
+    one read-only tensor shared by every unit that uses that window while any of them is alive (a joint
+    16 x 14 x 14 window's is 79 MB; a joint stage has one per block)."""
+    key = (window, torch.empty(0).device)
+    index = _SHARED_INDICES.get(key)
+    if index is None:
+        with torch.inference_mode(False):  # it may be saved for backward
+            index = _SHARED_INDICES[key] = relative_position_index(window)
     return index
 
 
@@ -345,7 +362,7 @@ class PositionalGatingUnit(nn.Module):
         self.adapt_temporal = adapt_temporal
         self.relative_position_bias_table = nn.Parameter(torch.zeros(math.prod(2 * w - 1 for w in window), gamma))
         self.token_bias = nn.Parameter(torch.zeros(math.prod(window)))
-        self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
+        self.register_buffer("relative_position_index", shared_index(window), persistent=False)
         # the channel-major row order (`group_order`): the layout `mix_channel_major` takes
         self.register_buffer("channel_order", group_order(dim, gamma), persistent=False)
         self._cache: dict[tuple[int, ...], tuple] = {}  # window -> (table, version, bias, version, expanded)
@@ -410,8 +427,8 @@ class PositionalGatingUnit(nn.Module):
             return self.relative_position_index
         key = (window, self.relative_position_index.device)
         if key not in self._indices:
-            with torch.inference_mode(False):  # a cached index may later be saved for backward
-                self._indices[key] = relative_position_index(window).to(key[1])
+            with torch.device("cpu"):
+                self._indices[key] = shared_index(window).to(key[1])
         return self._indices[key]
 
     def _mix_groups(self, tokens: torch.Tensor, window: Sequence[int]) -> torch.Tensor:
