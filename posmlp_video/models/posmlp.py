@@ -78,7 +78,9 @@ class Stem(nn.Module):
         """(B, C_in, T, H, W) -> (B, T, H/4, W/4, dim), stored channels-last.
 
         The clip is copied once into channels-last frames; from there every step (framewise convolutions, the
-        BatchNorms on a (B, C, T, H, W) view, GELU) keeps that memory order, which is the blocks' layout.
+        BatchNorms on a (B, C, T, H, W) view, GELU) keeps that memory order, which is the blocks' layout. The
+        final ``contiguous`` costs nothing then, and guards the blocks against a backend that returns another
+        order (a strided view would make every LayerNorm of the first stage copy it).
         """
         T = x.shape[2]
         frames = _frames(x.permute(0, 2, 3, 4, 1).contiguous())
@@ -87,7 +89,7 @@ class Stem(nn.Module):
             return _frames(_to_channels_last(bn(_to_channels_first(_clip(frames, T)))))
 
         frames = self.act(norm(self.bn1, _framewise(self.conv1, frames)))
-        return _clip(norm(self.bn2, _framewise(self.conv2, frames)), T)
+        return _clip(norm(self.bn2, _framewise(self.conv2, frames)), T).contiguous()
 
 
 class Downsample(nn.Module):
