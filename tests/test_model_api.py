@@ -117,3 +117,24 @@ def test_drop_path_rises_linearly():
     model = timm.create_model("posmlp_video_s", drop_path_rate=0.1)
     rates = [getattr(b.drop_path, "drop_prob", 0.0) for s in model.stages for b in s.blocks]
     torch.testing.assert_close(torch.tensor(rates), torch.linspace(0, 0.1, 19))
+
+
+@pytest.mark.parametrize("block_type", ["parallel", "joint"])
+def test_sized_on_meta_then_materialised_computes_the_same_function(block_type):
+    """The usual large-model route: build on ``meta``, ``to_empty``, load the weights. The index and channel
+    order are not in the state dict, so they are rebuilt on the new device (not left uninitialised), and units
+    with one window keep sharing one index there too."""
+    torch.manual_seed(0)
+    reference = timm.create_model("posmlp_video_xs", block_types=block_type).eval()
+    with torch.device("meta"):
+        model = timm.create_model("posmlp_video_xs", block_types=block_type)
+    model = model.to_empty(device="cpu").eval()
+    model.load_state_dict(reference.state_dict())
+    x = torch.randn(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)
+    gates = [m for m in model.modules() if isinstance(m, PositionalGatingUnit)]
+    by_window = {}
+    for gate in gates:
+        assert gate.relative_position_index is by_window.setdefault(gate.window, gate.relative_position_index)
+    assert len(by_window) < len(gates)  # some units do share

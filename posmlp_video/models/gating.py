@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,15 +38,17 @@ def relative_position_index(window: Sequence[int]) -> torch.Tensor:
 _SHARED_INDICES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
-def shared_index(window: tuple[int, ...]) -> torch.Tensor:
-    """`relative_position_index(window)` on the default device (CPU, or ``meta`` when a model is only sized),
-    one read-only tensor shared by every unit that uses that window while any of them is alive (a joint
-    16 x 14 x 14 window's is 79 MB; a joint stage has one per block)."""
-    key = (window, torch.empty(0).device)
+def shared_index(window: tuple[int, ...], device: torch.device | str | None = None) -> torch.Tensor:
+    """`relative_position_index(window)` on `device` (default: the default device, e.g. ``meta`` when a model is
+    only sized), one read-only tensor shared by every unit that uses that window and device while any of them
+    is alive (a joint 16 x 14 x 14 window's is 79 MB; a joint stage has one per block)."""
+    device = torch.empty(0).device if device is None else torch.device(device)
+    key = (window, device)
     index = _SHARED_INDICES.get(key)
     if index is None:
-        with torch.inference_mode(False):  # it may be saved for backward
-            index = _SHARED_INDICES[key] = relative_position_index(window)
+        # built on the CPU (or meta) and moved; outside inference_mode, as it may be saved for backward
+        with torch.inference_mode(False), torch.device("meta" if device.type == "meta" else "cpu"):
+            index = _SHARED_INDICES[key] = relative_position_index(window).to(device)
     return index
 
 
@@ -378,6 +380,16 @@ class PositionalGatingUnit(nn.Module):
             raise ValueError(f"table_init must be 'zeros' or 'trunc_normal', got {table_init!r}")
         nn.init.zeros_(self.token_bias)
 
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> PositionalGatingUnit:
+        """After ``.to()``, ``.cuda()`` or ``to_empty()``, the two buffers (functions of the window and the
+        channels only) are rebuilt on the new device: the index shared per window and device instead of copied
+        per unit, and neither left uninitialised by ``to_empty`` (they are not in the state dict)."""
+        super()._apply(fn, recurse)
+        device = self.relative_position_index.device
+        self.relative_position_index = shared_index(self.window, device)
+        self.channel_order = group_order(self.dim, self.gamma).to(device)
+        return self
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}, kind={self.kind}, window={self.window}, gamma={self.gamma}"
 
@@ -427,8 +439,7 @@ class PositionalGatingUnit(nn.Module):
             return self.relative_position_index
         key = (window, self.relative_position_index.device)
         if key not in self._indices:
-            with torch.device("cpu"):
-                self._indices[key] = shared_index(window).to(key[1])
+            self._indices[key] = shared_index(*key)
         return self._indices[key]
 
     def _mix_groups(self, tokens: torch.Tensor, window: Sequence[int]) -> torch.Tensor:
