@@ -83,7 +83,7 @@ class Stem(nn.Module):
         order (a strided view would make every LayerNorm of the first stage copy it).
         """
         T = x.shape[2]
-        frames = _frames(x.permute(0, 2, 3, 4, 1).contiguous())
+        frames = _frames(_to_channels_last(x).contiguous())
 
         def norm(bn: nn.Module, frames: torch.Tensor) -> torch.Tensor:  # BatchNorm3d sees (B, C, T, H, W)
             return _frames(_to_channels_last(bn(_to_channels_first(_clip(frames, T)))))
